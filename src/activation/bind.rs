@@ -1,0 +1,95 @@
+//! Sockets the daemon binds itself when no init system handed any over.
+//!
+//! The Unix socket's directory is created 0700 and the socket chmod'ed 0600. A socket file
+//! left by a dead daemon (nothing answers a connect) is replaced; one where a daemon still
+//! answers is not stolen. TCP is accepted on loopback addresses only.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+
+/// Binds the API socket at `path`.
+pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("another snowflaked is already listening on {}", path.display()),
+                ));
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound) => {
+                tracing::info!(path = %path.display(), "replacing a stale socket left by a daemon that is gone");
+                std::fs::remove_file(path)?;
+            }
+            Err(e) => return Err(e),
+        },
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket; refusing to replace it", path.display()),
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Binds a loopback TCP address.
+pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    if !addr.ip().is_loopback() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to listen on {addr}: snowflaked serves TCP on loopback addresses only"),
+        ));
+    }
+    TcpListener::bind(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_socket_is_replaced_and_a_live_one_is_not_stolen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/api.sock");
+        let live = bind_unix(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dir_mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(dir_mode, 0o700);
+        let err = bind_unix(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        drop(live);
+        // The file remains but nobody listens: stale.
+        assert!(path.exists());
+        let _again = bind_unix(&path).unwrap();
+    }
+
+    #[test]
+    fn a_regular_file_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.sock");
+        std::fs::write(&path, "keep me").unwrap();
+        assert!(bind_unix(&path).is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+    }
+
+    #[test]
+    fn tcp_must_be_loopback() {
+        assert!(bind_tcp("0.0.0.0:0".parse().unwrap()).is_err());
+        assert!(bind_tcp("127.0.0.1:0".parse().unwrap()).is_ok());
+    }
+}

@@ -1,0 +1,203 @@
+//! The JSON wire types of the HTTP API, shared by the server and the client.
+//!
+//! These are the only types (de)serialized on the wire; the rest of the crate works on plain
+//! Rust types and converts at the edges. Field names are fixed by the interface contract in
+//! product.md.
+
+use serde::{Deserialize, Serialize};
+
+/// The header that carries a client's token: `Authorization: Bearer <token>`.
+pub const AUTHORIZATION: &str = "authorization";
+/// The token used when a request names none.
+pub const DEFAULT_TOKEN: &str = "default";
+/// A client-chosen id for a running statement, so it can be cancelled before it returns.
+pub const REQUEST_ID_HEADER: &str = "x-snowflaked-request-id";
+
+/// `GET /health`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    pub pid: u32,
+}
+
+/// `POST /v1/query`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct QueryRequest {
+    pub sql: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    #[serde(default)]
+    pub transaction: bool,
+}
+
+/// One result column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    #[serde(default)]
+    pub nullable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u8>,
+}
+
+/// A token's context as the client sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Context {
+    pub database: Option<String>,
+    pub schema: Option<String>,
+    pub warehouse: Option<String>,
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_tag: Option<String>,
+}
+
+/// The result of `POST /v1/query`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueryResponse {
+    pub query_id: String,
+    pub columns: Vec<Column>,
+    /// Rows as arrays: NULL → null, BOOLEAN → bool, integers and decimals → numbers (exact),
+    /// VARIANT/OBJECT/ARRAY → embedded JSON, dates and times → ISO-8601 strings.
+    pub rows: Vec<Vec<serde_json::Value>>,
+    pub row_count: u64,
+    pub truncated: bool,
+    /// The statements of a `transaction: true` request, one entry each, when there were several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statements: Vec<StatementSummary>,
+    pub context: Context,
+    pub elapsed_ms: u64,
+    /// True while this token holds an open transaction after the statement.
+    #[serde(default)]
+    pub in_transaction: bool,
+}
+
+/// One statement of a multi-statement transaction request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatementSummary {
+    pub query_id: String,
+    pub row_count: u64,
+}
+
+/// `PUT /v1/context`: fields to change; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ContextUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warehouse: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// An empty string clears the query tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_tag: Option<String>,
+}
+
+/// `GET /v1/context`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContextResponse {
+    pub token: String,
+    pub context: Context,
+    pub in_transaction: bool,
+}
+
+/// `GET /v1/status`, also `snowflaked status --json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub pid: u32,
+    pub uptime_s: u64,
+    /// `systemd`, `launchd`, `self` or `foreground`.
+    pub activation: String,
+    pub idle_timeout_s: u64,
+    /// Seconds until the daemon exits if nothing happens; null when it never idles out or a
+    /// request is in flight.
+    pub idle_left_s: Option<u64>,
+    pub sessions: SessionCounts,
+    pub tokens: u64,
+    pub open_transactions: u64,
+    pub queries: QueryCounts,
+    pub connection: String,
+    pub listeners: Vec<String>,
+}
+
+/// Pool occupancy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SessionCounts {
+    pub total: u64,
+    pub in_use: u64,
+    pub idle: u64,
+    pub logging_in: u64,
+    pub max: u64,
+    pub logins: u64,
+    pub login_failures: u64,
+}
+
+/// Statements served since start.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct QueryCounts {
+    pub served: u64,
+    pub failed: u64,
+    pub running: u64,
+}
+
+/// `POST /v1/sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewSession {
+    pub token: String,
+}
+
+/// `GET /v1/sessions`: one entry per known token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub token: String,
+    pub context: Context,
+    pub in_transaction: bool,
+    pub last_used_s_ago: u64,
+    pub minted: bool,
+}
+
+/// `GET /v1/sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionList {
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// `DELETE /v1/sessions/current` and `POST /v1/queries/{id}/cancel`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ack {
+    pub ok: bool,
+    pub message: String,
+}
+
+/// Every error answer: `{"error": {...}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, machine-readable (`kind`) and human-readable (`message`, `hint`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub kind: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqlstate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// For a failed statement of a transaction request: its 1-based position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<usize>,
+}

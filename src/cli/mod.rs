@@ -1,0 +1,190 @@
+//! The command line: clap definitions, dispatch, and exit codes. One file per group of
+//! subcommands; output formats live in [`format`].
+//!
+//! Exit status (product.md): 0 success, 1 the statement failed in Snowflake, 2 usage or
+//! configuration error, 3 the daemon could not be reached or started.
+
+pub mod commands;
+pub mod format;
+pub mod query;
+pub mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::client::{Client, ClientError};
+
+/// snowflaked keeps Snowflake sessions alive for short-lived command-line tools: one login,
+/// reused by every command; each client token keeps its own database, schema, warehouse and
+/// role between commands.
+#[derive(Debug, Parser)]
+#[command(name = "snowflaked", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// The daemon's Unix socket [default: $XDG_RUNTIME_DIR/snowflaked/api.sock]
+    #[arg(long, global = true, env = "SNOWFLAKED_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// The client token whose context commands use; tools that want their own context mint
+    /// one with `snowflaked session new`
+    #[arg(long, global = true, env = "SNOWFLAKED_SESSION", value_name = "TOKEN", default_value = "default")]
+    pub session: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (what the systemd and launchd units start)
+    Serve(serve::ServeArgs),
+    /// Run SQL through the daemon (`-` or no SQL reads standard input)
+    Query(query::QueryArgs),
+    /// Change this token's context
+    Use {
+        /// What to change
+        kind: ContextKind,
+        /// The name, as in SQL: unquoted names are upper-cased by Snowflake, "Quoted" ones
+        /// are kept as written; a schema may be given as DB.SCHEMA
+        name: String,
+    },
+    /// Show this token's context
+    Context {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the daemon: version, pid, uptime, activation, idle time left, pool, tokens, queries
+    Status {
+        /// Print JSON (the fields of GET /v1/status)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage client tokens
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Cancel a running statement by the id `snowflaked query` shows while it runs
+    Cancel {
+        /// The request id
+        query_id: String,
+    },
+    /// Ask the daemon to finish running statements and exit
+    Stop,
+    /// Print the resolved configuration with secrets redacted
+    Config {
+        /// Also log in once and report the account, user, role and warehouse
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print the Prometheus metrics the daemon exposes at /metrics
+    Metrics,
+    /// Print shell completions
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Mint a new random token and print it (use it with --session or SNOWFLAKED_SESSION)
+    New,
+    /// Forget a token, rolling back its open transaction [default: this token]
+    End {
+        /// The token to end
+        token: Option<String>,
+    },
+    /// List the tokens the daemon knows
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ContextKind {
+    Database,
+    Schema,
+    Warehouse,
+    Role,
+    /// The query tag attached to this token's statements ("" clears it)
+    QueryTag,
+}
+
+/// Parses arguments, runs the command, and returns the process exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "snowflaked", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Config { check } => commands::config(check),
+        command => {
+            crate::logging::init_client();
+            let client = Client::new(cli.socket, Some(cli.session));
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("snowflaked: cannot start: {e}");
+                    return ExitCode::from(3);
+                }
+            };
+            runtime.block_on(run_client(client, command))
+        }
+    }
+}
+
+async fn run_client(client: Client, command: Command) -> ExitCode {
+    let result = match command {
+        Command::Query(args) => query::run(&client, args).await,
+        Command::Use { kind, name } => commands::use_context(&client, kind, name).await,
+        Command::Context { json } => commands::context(&client, json).await,
+        Command::Status { json } => commands::status(&client, json).await,
+        Command::Session(SessionCommand::New) => commands::session_new(&client).await,
+        Command::Session(SessionCommand::End { token }) => commands::session_end(&client, token).await,
+        Command::Session(SessionCommand::List { json }) => commands::session_list(&client, json).await,
+        Command::Cancel { query_id } => commands::cancel(&client, &query_id).await,
+        Command::Stop => commands::stop(&client).await,
+        Command::Metrics => commands::metrics(&client).await,
+        Command::Serve(_) | Command::Completions { .. } | Command::Config { .. } => unreachable!("handled before the runtime starts"),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => report(&error),
+    }
+}
+
+/// Prints a client error with everything the daemon said (code, sqlstate, query id, hint)
+/// and returns its exit status.
+pub fn report(error: &ClientError) -> ExitCode {
+    match error {
+        ClientError::Api { error: detail, .. } => {
+            let mut line = format!("error: {}", detail.message);
+            let mut facts = Vec::new();
+            if let Some(statement) = detail.statement {
+                facts.push(format!("statement {statement}"));
+            }
+            if let Some(code) = &detail.code {
+                facts.push(format!("code {code}"));
+            }
+            if let Some(sqlstate) = &detail.sqlstate {
+                facts.push(format!("sqlstate {sqlstate}"));
+            }
+            if let Some(query_id) = &detail.query_id {
+                facts.push(format!("query id {query_id}"));
+            }
+            if !facts.is_empty() {
+                line.push_str(&format!(" ({})", facts.join(", ")));
+            }
+            eprintln!("{line}");
+            if let Some(hint) = &detail.hint {
+                eprintln!("hint: {hint}");
+            }
+        }
+        other => eprintln!("error: {other}"),
+    }
+    ExitCode::from(error.exit_code())
+}

@@ -1,0 +1,139 @@
+//! `snowflaked query`: read the SQL (argument, `-f FILE`, or stdin), send it, print the result
+//! in the chosen format. On a terminal a spinner on stderr shows the elapsed time and the
+//! request id; Ctrl-C cancels the statement in Snowflake.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use hyper::Method;
+
+use super::format::{Format, render};
+use crate::api::{QueryRequest, QueryResponse};
+use crate::client::{Client, ClientError};
+use crate::config::duration;
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL; several statements may be separated by `;`. `-` or nothing reads stdin
+    pub sql: Option<String>,
+    /// Read the SQL from this file
+    #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with = "sql")]
+    pub file: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Return at most N rows (0 = all) [default: 100, or query.max_rows in the config]
+    #[arg(long, value_name = "N")]
+    pub max_rows: Option<u64>,
+    /// Character budget for table and markdown output (0 = none) [default: 20000]
+    #[arg(long, value_name = "N")]
+    pub max_chars: Option<usize>,
+    /// Cancel the statement if it runs longer than this (30s, 5m; 0 = no limit)
+    #[arg(long, value_name = "DUR", value_parser = duration::parse)]
+    pub timeout: Option<Duration>,
+    /// Refuse anything that is not a read (SELECT, SHOW, DESCRIBE, EXPLAIN, USE…)
+    #[arg(long)]
+    pub read_only: bool,
+    /// Run all statements in one transaction; if one fails, everything is rolled back
+    #[arg(long)]
+    pub transaction: bool,
+}
+
+/// Default character budget: a few pages, small enough for an agent's context window.
+const DEFAULT_MAX_CHARS: usize = 20_000;
+
+pub async fn run(client: &Client, args: QueryArgs) -> Result<ExitCode, ClientError> {
+    let sql = match read_sql(&args) {
+        Ok(sql) => sql,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let request = QueryRequest {
+        sql,
+        max_rows: args.max_rows,
+        timeout_ms: args.timeout.map(|t| t.as_millis() as u64),
+        read_only: args.read_only.then_some(true),
+        transaction: args.transaction,
+    };
+    let request_id = request_id();
+    let spinner = std::io::stderr().is_terminal().then(|| spawn_spinner(request_id.clone()));
+    let call = client.call::<_, QueryResponse>(Method::POST, "/v1/query", &request, Some(&request_id));
+    let result = tokio::select! {
+        result = call => result,
+        _ = tokio::signal::ctrl_c() => {
+            if let Some(spinner) = &spinner { spinner.abort(); }
+            eprintln!("\rcancelling {request_id}…");
+            // Closing the connection also cancels; asking explicitly makes it prompt.
+            let _ = client.call::<_, crate::api::Ack>(Method::POST, &format!("/v1/queries/{request_id}/cancel"), &(), None).await;
+            return Ok(ExitCode::from(130));
+        }
+    };
+    if let Some(spinner) = spinner {
+        spinner.abort();
+        eprint!("\r\x1b[2K");
+    }
+    let response = result?;
+    let width = if std::io::stdout().is_terminal() { terminal_width() } else { None };
+    let text = render(&response, args.format, args.max_chars.unwrap_or(DEFAULT_MAX_CHARS), width);
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error.
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_sql(args: &QueryArgs) -> Result<String, String> {
+    let sql = match (&args.file, args.sql.as_deref()) {
+        (Some(path), _) => std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        (None, Some(sql)) if sql != "-" => sql.to_string(),
+        _ => {
+            if std::io::stdin().is_terminal() {
+                eprintln!("reading SQL from standard input; end with Ctrl-D");
+            }
+            let mut sql = String::new();
+            std::io::stdin().read_to_string(&mut sql).map_err(|e| format!("cannot read standard input: {e}"))?;
+            sql
+        }
+    };
+    if sql.trim().is_empty() {
+        return Err("no SQL given: pass it as an argument, with -f FILE, or on standard input".into());
+    }
+    Ok(sql)
+}
+
+/// A client-chosen id the daemon registers the running statement under.
+fn request_id() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    format!("q-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+fn spawn_spinner(request_id: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+        let started = Instant::now();
+        // Quick statements finish before the spinner would flicker into view.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut frame = 0;
+        loop {
+            eprint!("\r{} running {:.1}s · {request_id} (Ctrl-C cancels)", FRAMES[frame % FRAMES.len()], started.elapsed().as_secs_f64());
+            let _ = std::io::stderr().flush();
+            frame += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+fn terminal_width() -> Option<u16> {
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).or_else(|| {
+        // SAFETY: TIOCGWINSZ fills a winsize struct; stdout is a terminal here.
+        let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+        let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+        (ok && size.ws_col > 0).then_some(size.ws_col)
+    })
+}

@@ -1,0 +1,93 @@
+//! `snowflaked serve`: resolve settings, take inherited sockets before the runtime starts (or
+//! bind our own), set up logging, and run the daemon.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::activation::{self, Activation};
+use crate::config::{duration, paths, sources};
+use crate::daemon::{self, ServeOptions};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Bind this Unix socket when none is inherited [default: $XDG_RUNTIME_DIR/snowflaked/api.sock]
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Also listen on this loopback TCP address (only minted tokens are accepted there)
+    #[arg(long, value_name = "ADDR")]
+    pub tcp: Option<SocketAddr>,
+    /// Exit after this long without connections (30s, 5m, 1h; 0 = never) [default: 30m]
+    #[arg(long, value_name = "DUR", value_parser = duration::parse)]
+    pub idle_timeout: Option<Duration>,
+    /// Set by a client that started this daemon because nothing was listening
+    #[arg(long, hide = true)]
+    pub self_started: bool,
+}
+
+/// Runs the daemon; exit 0 after a clean stop, 2 on configuration errors, 3 when it cannot
+/// listen.
+pub fn run(args: ServeArgs) -> ExitCode {
+    // Inherited sockets first, while the process still has a single thread.
+    let inherited = activation::take_inherited();
+    let mut settings = match sources::load_settings(&paths::ProcessEnv) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("snowflaked: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(socket) = args.socket {
+        // An explicit --socket wins over the config for binding, and tells clients where
+        // the self-started daemon listens.
+        settings.socket = Some(socket);
+    }
+    if args.tcp.is_some() {
+        settings.tcp = args.tcp;
+    }
+    if let Some(idle) = args.idle_timeout {
+        settings.idle_timeout = idle;
+    }
+    crate::logging::init(&settings.log_level, crate::logging::under_systemd());
+
+    let listeners = match inherited {
+        Ok(Some(listeners)) => Ok(listeners),
+        Ok(None) => {
+            let activation = if args.self_started { Activation::SelfStarted } else { Activation::Foreground };
+            daemon::bind_own(&settings, activation)
+        }
+        Err(e) => Err(e),
+    };
+    let listeners = match listeners {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen");
+            eprintln!("snowflaked: cannot listen: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("snowflaked: cannot start the runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let result = runtime.block_on(daemon::run(ServeOptions {
+        settings,
+        listeners,
+        backend: None,
+    }));
+    // Do not wait for blocking tasks (none should be left) beyond a moment.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("snowflaked: {e}");
+            ExitCode::from(3)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Golden-output tests for every format.

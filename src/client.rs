@@ -1,0 +1,264 @@
+//! The client side of the API: find the socket, connect (starting the daemon where no init
+//! system manages it), send one request, and decode the answer or the contract's error body.
+//!
+//! Self-start follows sccache's model: a lock so concurrent clients start one daemon, the
+//! daemon spawned detached, and a startup handshake instead of polling — the client hands the
+//! new daemon a private `NOTIFY_SOCKET` and waits for its `READY=1`, exactly the message
+//! systemd would get.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::UnixStream;
+
+use crate::api::{self, ErrorDetail};
+use crate::config::paths::{self, ProcessEnv};
+
+/// How long a self-started daemon may take to say it is ready.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach snowflaked at {socket}: {cause}\n{advice}")]
+    Unreachable { socket: String, cause: String, advice: String },
+    #[error("{}", .error.message)]
+    Api { status: u16, error: ErrorDetail },
+    #[error("unexpected answer from snowflaked: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// The contract's exit status: 1 the statement failed in Snowflake, 2 usage or
+    /// configuration error, 3 the daemon could not be reached or started.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Unreachable { .. } => 3,
+            ClientError::Protocol(_) => 3,
+            ClientError::Api { status, error } => match (*status, error.kind.as_str()) {
+                (_, "login_failed") => 2,
+                (422, _) => 1,
+                (400..=499, "cancelled" | "transaction_lost" | "conflict" | "request_timeout") => 1,
+                (400..=499, _) => 2,
+                _ => 1,
+            },
+        }
+    }
+}
+
+/// A configured client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub socket: PathBuf,
+    pub token: String,
+    /// Start the daemon when nothing listens and no init system owns the socket.
+    pub self_start: bool,
+}
+
+impl Client {
+    pub fn new(socket: Option<PathBuf>, token: Option<String>) -> Self {
+        Self {
+            socket: socket.unwrap_or_else(|| paths::default_socket(&ProcessEnv)),
+            token: token.unwrap_or_else(|| api::DEFAULT_TOKEN.to_string()),
+            self_start: true,
+        }
+    }
+
+    /// `GET`/`DELETE` without a body.
+    pub async fn get<T: DeserializeOwned>(&self, method: Method, path: &str) -> Result<T, ClientError> {
+        let bytes = self.send(method, path, None, None).await?;
+        decode(&bytes)
+    }
+
+    /// A call with a JSON body.
+    pub async fn call<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: &B, request_id: Option<&str>) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let bytes = self.send(method, path, Some(body), request_id).await?;
+        decode(&bytes)
+    }
+
+    /// A call whose answer is plain text (`/metrics`).
+    pub async fn text(&self, path: &str) -> Result<String, ClientError> {
+        let bytes = self.send(Method::GET, path, None, None).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>, request_id: Option<&str>) -> Result<Bytes, ClientError> {
+        let stream = self.connect().await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.unreachable(e.to_string()))?;
+        tokio::spawn(connection);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "snowflaked")
+            .header(api::AUTHORIZATION, format!("Bearer {}", self.token));
+        if let Some(id) = request_id {
+            request = request.header(api::REQUEST_ID_HEADER, id);
+        }
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let response = sender.send_request(request).await.map_err(|e| self.unreachable(format!("the daemon closed the connection: {e}")))?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| self.unreachable(format!("the answer was cut off: {e}")))?
+            .to_bytes();
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        Err(api_error(status, &bytes))
+    }
+
+    /// Connects, starting the daemon first if that is this client's job.
+    async fn connect(&self) -> Result<UnixStream, ClientError> {
+        match UnixStream::connect(&self.socket).await {
+            Ok(stream) => Ok(stream),
+            Err(e) if self.self_start && matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused) => {
+                if let Some(manager) = init_system_owner(&self.socket) {
+                    return Err(self.unreachable_with(e.to_string(), manager));
+                }
+                self.start_daemon().await?;
+                UnixStream::connect(&self.socket).await.map_err(|e| self.unreachable(e.to_string()))
+            }
+            Err(e) => Err(self.unreachable(e.to_string())),
+        }
+    }
+
+    fn unreachable(&self, cause: String) -> ClientError {
+        let advice = match init_system_owner(&self.socket) {
+            Some(advice) => advice,
+            None => format!(
+                "start it with `snowflaked serve --socket {}`, or install the user service with `snowflaked install`",
+                self.socket.display()
+            ),
+        };
+        self.unreachable_with(cause, advice)
+    }
+
+    fn unreachable_with(&self, cause: String, advice: String) -> ClientError {
+        ClientError::Unreachable {
+            socket: self.socket.display().to_string(),
+            cause,
+            advice,
+        }
+    }
+
+    /// Starts `snowflaked serve` detached, under a lock, and waits for its READY=1.
+    async fn start_daemon(&self) -> Result<(), ClientError> {
+        let dir = self.socket.parent().unwrap_or(Path::new("/tmp")).to_path_buf();
+        let lock_path = dir.join("start.lock");
+        let socket = self.socket.clone();
+        let fail = |cause: String| self.unreachable(cause);
+        std::fs::create_dir_all(&dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+        let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| fail(format!("cannot open {}: {e}", lock_path.display())))?;
+        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(format!("cannot lock {}: {e}", lock_path.display())))?;
+        // Another client may have started it while we waited for the lock.
+        if UnixStream::connect(&socket).await.is_ok() {
+            return Ok(());
+        }
+        let notify_path = dir.join(format!("start-{}.notify", std::process::id()));
+        let _ = std::fs::remove_file(&notify_path);
+        let notify = tokio::net::UnixDatagram::bind(&notify_path).map_err(|e| fail(format!("cannot create the startup handshake socket: {e}")))?;
+        let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
+        let log_dir = paths::state_dir(&ProcessEnv);
+        let _ = std::fs::create_dir_all(&log_dir);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log_dir.join("daemon.log")).ok();
+        let mut command = tokio::process::Command::new(exe);
+        command
+            .arg("serve")
+            .arg("--self-started")
+            .arg("--socket")
+            .arg(&socket)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID")
+            .env_remove("LISTEN_FDNAMES")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log.map_or_else(std::process::Stdio::null, std::process::Stdio::from))
+            // Its own process group: the terminal's Ctrl-C must not reach the daemon.
+            .process_group(0)
+            .kill_on_drop(false);
+        let mut child = command.spawn().map_err(|e| fail(format!("cannot start the daemon: {e}")))?;
+        let ready = async {
+            let mut buffer = [0u8; 4096];
+            loop {
+                let n = notify.recv(&mut buffer).await?;
+                if String::from_utf8_lossy(&buffer[..n]).lines().any(|l| l == "READY=1") {
+                    return Ok::<(), io::Error>(());
+                }
+            }
+        };
+        let outcome = tokio::time::timeout(START_TIMEOUT, async {
+            tokio::select! {
+                ready = ready => ready.map_err(|e| e.to_string()),
+                status = child.wait() => Err(match status {
+                    Ok(status) => format!("the daemon exited during startup ({status}); see {}", log_dir.join("daemon.log").display()),
+                    Err(e) => e.to_string(),
+                }),
+            }
+        })
+        .await;
+        let _ = std::fs::remove_file(&notify_path);
+        drop(lock);
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(cause)) => Err(fail(cause)),
+            Err(_) => Err(fail(format!("the daemon did not become ready within {}s", START_TIMEOUT.as_secs()))),
+        }
+    }
+}
+
+/// When an init system owns this socket, how to start it (and the client must not).
+fn init_system_owner(socket: &Path) -> Option<String> {
+    if socket != paths::default_socket(&ProcessEnv) {
+        return None;
+    }
+    let home = PathBuf::from(std::env::var_os("HOME")?);
+    let config = std::env::var_os("XDG_CONFIG_HOME").map_or_else(|| home.join(".config"), PathBuf::from);
+    if config.join("systemd/user/snowflaked.socket").exists() {
+        return Some("the systemd user socket owns it: run `systemctl --user start snowflaked.socket` (and see `journalctl --user -u snowflaked`)".into());
+    }
+    if home.join("Library/LaunchAgents/com.snowflaked.agent.plist").exists() {
+        return Some("the launchd agent owns it: run `launchctl kickstart gui/$(id -u)/com.snowflaked.agent`".into());
+    }
+    None
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
+    serde_json::from_slice(bytes).map_err(|e| ClientError::Protocol(format!("{e}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(200)]))))
+}
+
+fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
+    match serde_json::from_slice::<api::ErrorBody>(bytes) {
+        Ok(body) => ClientError::Api {
+            status: status.as_u16(),
+            error: body.error,
+        },
+        Err(_) => ClientError::Protocol(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(200)]))),
+    }
+}

@@ -1,0 +1,141 @@
+//! The daemon's own settings, with their documented defaults.
+//!
+//! Every field has a default so an empty config file is a valid one. Durations accept `30s`,
+//! `5m`, `1h` or `0` (never / no limit).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::duration;
+
+/// Everything `snowflaked serve` needs besides the Snowflake credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DaemonSettings {
+    /// The Unix socket to bind when none is inherited. `None`: the per-user default.
+    pub socket: Option<PathBuf>,
+    /// A loopback TCP address to listen on as well (off unless configured).
+    pub tcp: Option<SocketAddr>,
+    /// Exit after this long with no connection open; `0` never exits.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub idle_timeout: Duration,
+    /// How long in-flight requests may take to finish once the daemon is stopping.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub drain_timeout: Duration,
+    /// `tracing` filter, e.g. `info` or `snowflaked=debug`; `RUST_LOG` overrides it.
+    pub log_level: String,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// A client must send its request head and body within this time.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub request_read_timeout: Duration,
+    /// Where token contexts are persisted. `None`: `$STATE_DIRECTORY` or the XDG state dir.
+    pub state_dir: Option<PathBuf>,
+    pub pool: PoolSettings,
+    pub query: QuerySettings,
+    pub tokens: TokenSettings,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        Self {
+            socket: None,
+            tcp: None,
+            idle_timeout: Duration::from_secs(30 * 60),
+            drain_timeout: Duration::from_secs(20),
+            log_level: "info".to_string(),
+            max_body_bytes: 1024 * 1024,
+            request_read_timeout: Duration::from_secs(10),
+            state_dir: None,
+            pool: PoolSettings::default(),
+            query: QuerySettings::default(),
+            tokens: TokenSettings::default(),
+        }
+    }
+}
+
+/// The Snowflake session pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PoolSettings {
+    /// At most this many logged-in sessions.
+    pub max_size: usize,
+    /// Keep at least this many sessions logged in once the daemon has been used.
+    pub min_idle: usize,
+    /// A request waiting longer than this for a free session fails with a clear error.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub checkout_timeout: Duration,
+    /// Idle sessions are checked with a trivial statement this often.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub heartbeat_interval: Duration,
+    /// Sessions are replaced before they get this old (Snowflake session tokens expire after
+    /// about an hour without renewal, which the client crate does not do).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub max_lifetime: Duration,
+    /// One login may take at most this long.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub login_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_size: 4,
+            min_idle: 1,
+            checkout_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(5 * 60),
+            max_lifetime: Duration::from_secs(50 * 60),
+            login_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Defaults for statements.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct QuerySettings {
+    /// Rows returned when the client does not say (`0`: all).
+    pub max_rows: u64,
+    /// Cancel statements running longer than this (`0`: no limit).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub timeout: Duration,
+    /// Refuse anything that is not a read unless the client asks otherwise.
+    pub read_only: bool,
+    /// Character budget for table and markdown output (an agent's context window is small).
+    pub max_chars: usize,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        Self {
+            max_rows: 100,
+            timeout: Duration::ZERO,
+            read_only: false,
+            max_chars: 20_000,
+        }
+    }
+}
+
+/// Client tokens and their contexts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TokenSettings {
+    /// Forget a token's context after this long unused (`0`: never).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub ttl: Duration,
+    /// Roll back a transaction left open and idle for this long (`0`: never).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub transaction_idle_timeout: Duration,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(30 * 24 * 3600),
+            transaction_idle_timeout: Duration::from_secs(10 * 60),
+        }
+    }
+}

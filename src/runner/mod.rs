@@ -1,0 +1,449 @@
+//! The runner: where one token's request meets a pooled Snowflake session.
+//!
+//! For each request it checks out a session (the token's transaction session, or the one it
+//! used last), applies only the part of the token's context the session lacks, runs the
+//! statements, reads the context back from Snowflake after statements that can change it,
+//! pins or unpins the token on BEGIN/COMMIT/ROLLBACK, and replaces an expired session
+//! transparently (log in again, re-apply the context, retry the statement once — it cannot
+//! have run). Time limits and cancellation reach Snowflake through a `CancellationToken`.
+//!
+//! It knows nothing about HTTP: handlers call it with plain values.
+
+pub mod error;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use error::RunError;
+
+use crate::config::QuerySettings;
+use crate::metrics::Metrics;
+use crate::pool::{Lease, Pool, monitor};
+use crate::sessions::context::{self, READBACK_SQL, parse_readback};
+use crate::sessions::{Context, Registry};
+use crate::snowflake::StatementOutput;
+use crate::sql::{self, Kind, Statement};
+
+/// A statement request, as plain values.
+#[derive(Debug, Clone, Default)]
+pub struct QueryInput {
+    pub sql: String,
+    pub max_rows: Option<u64>,
+    pub timeout: Option<Duration>,
+    pub read_only: Option<bool>,
+    pub transaction: bool,
+    /// A client-chosen id under which the running request can be cancelled.
+    pub request_id: Option<String>,
+}
+
+/// What a request produced.
+#[derive(Debug, Clone)]
+pub struct QueryOutcome {
+    /// The last statement's result.
+    pub output: StatementOutput,
+    /// Query id and row count of each statement, when there were several.
+    pub statements: Vec<(String, u64)>,
+    pub context: Context,
+    pub in_transaction: bool,
+    pub elapsed: Duration,
+}
+
+/// A requested context change (`snowflaked use …`, `PUT /v1/context`).
+#[derive(Debug, Clone, Default)]
+pub struct ContextChange {
+    pub database: Option<String>,
+    pub schema: Option<String>,
+    pub warehouse: Option<String>,
+    pub role: Option<String>,
+    /// `Some("")` clears the tag.
+    pub query_tag: Option<String>,
+}
+
+/// Runs requests; shared by every connection.
+pub struct Runner {
+    pool: Pool,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    defaults: QuerySettings,
+    running: Mutex<HashMap<String, CancellationToken>>,
+}
+
+impl Runner {
+    pub fn new(pool: Pool, registry: Arc<Registry>, metrics: Arc<Metrics>, defaults: QuerySettings) -> Self {
+        Self {
+            pool,
+            registry,
+            metrics,
+            defaults,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Runs the statements of one request for `token`.
+    pub async fn query(&self, token: &str, input: QueryInput) -> Result<QueryOutcome, RunError> {
+        let started = Instant::now();
+        self.metrics.queries_running.fetch_add(1, Ordering::Relaxed);
+        let _running = DecrementOnDrop(&self.metrics.queries_running);
+        let result = self.query_inner(token, &input, started).await;
+        self.metrics.record_query(started.elapsed(), result.is_ok());
+        match &result {
+            Ok(outcome) => tracing::info!(
+                token,
+                query_id = %outcome.output.query_id,
+                rows = outcome.output.rows.len(),
+                elapsed_ms = outcome.elapsed.as_millis() as u64,
+                outcome = "ok",
+                "statement served"
+            ),
+            Err(e) => tracing::info!(token, error = %e, elapsed_ms = started.elapsed().as_millis() as u64, outcome = "failed", "statement failed"),
+        }
+        result
+    }
+
+    async fn query_inner(&self, token: &str, input: &QueryInput, started: Instant) -> Result<QueryOutcome, RunError> {
+        let statements = sql::split(&input.sql)?;
+        if input.read_only.unwrap_or(self.defaults.read_only) {
+            if let Some((index, refused)) = statements.iter().enumerate().find(|(_, s)| !s.is_read_only()) {
+                return Err(RunError::ReadOnly {
+                    statement: index + 1,
+                    reason: refused.refusal(),
+                });
+            }
+        }
+        if input.transaction && statements.iter().any(|s| matches!(s.kind, Kind::Begin | Kind::Commit | Kind::Rollback)) {
+            return Err(RunError::BadRequest(
+                "--transaction wraps the statements in BEGIN … COMMIT itself; leave out BEGIN, COMMIT and ROLLBACK".into(),
+            ));
+        }
+        let max_rows = match input.max_rows.unwrap_or(self.defaults.max_rows) {
+            0 => None,
+            n => Some(n),
+        };
+        let timeout = input.timeout.or(Some(self.defaults.timeout)).filter(|t| !t.is_zero());
+
+        let cancel = CancellationToken::new();
+        let _registration = input.request_id.as_ref().map(|id| self.register(id, cancel.clone()));
+        self.registry.touch(token);
+
+        let work = self.run_statements(token, &statements, input.transaction, max_rows, cancel.clone());
+        tokio::pin!(work);
+        let mut timed_out = false;
+        let result = match timeout {
+            Some(limit) => {
+                tokio::select! {
+                    result = &mut work => result,
+                    () = tokio::time::sleep(limit) => {
+                        // Let the statement see the cancellation and abort in Snowflake.
+                        timed_out = true;
+                        cancel.cancel();
+                        work.await
+                    }
+                }
+            }
+            None => work.await,
+        };
+        match result {
+            Err(RunError::Cancelled { .. }) if timed_out => {
+                self.metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+                Err(RunError::Timeout(timeout.unwrap_or_default()))
+            }
+            Err(e @ RunError::Cancelled { .. }) => {
+                self.metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+            Err(e) => Err(e),
+            Ok((output, summaries, in_transaction)) => Ok(QueryOutcome {
+                output,
+                statements: summaries,
+                context: self.current_context(token),
+                in_transaction,
+                elapsed: started.elapsed(),
+            }),
+        }
+    }
+
+    async fn run_statements(
+        &self,
+        token: &str,
+        statements: &[Statement],
+        transaction: bool,
+        max_rows: Option<u64>,
+        cancel: CancellationToken,
+    ) -> Result<(StatementOutput, Vec<(String, u64)>, bool), RunError> {
+        let mut lease = self.checkout_for(token).await?;
+        if transaction {
+            let begin = sql::split("BEGIN")?.remove(0);
+            self.run_one(token, &mut lease, &begin, Some(0), cancel.clone()).await?;
+        }
+        let mut summaries = Vec::with_capacity(statements.len());
+        let mut last = StatementOutput::default();
+        for (index, statement) in statements.iter().enumerate() {
+            match self.run_one(token, &mut lease, statement, max_rows, cancel.clone()).await {
+                Ok(output) => {
+                    summaries.push((output.query_id.clone(), output.rows.len() as u64));
+                    last = output;
+                }
+                Err(e) => {
+                    let rolled_back = transaction && self.roll_back(&mut lease).await;
+                    let e = if statements.len() > 1 || transaction { e.at_statement(index + 1, rolled_back) } else { e };
+                    return Err(e);
+                }
+            }
+        }
+        if transaction {
+            let commit = sql::split("COMMIT")?.remove(0);
+            if let Err(e) = self.run_one(token, &mut lease, &commit, Some(0), cancel).await {
+                self.roll_back(&mut lease).await;
+                return Err(e);
+            }
+        }
+        if summaries.len() == 1 {
+            summaries.clear();
+        }
+        Ok((last, summaries, lease.is_pinned()))
+    }
+
+    /// Rolls back a transaction request after a failure; returns whether ROLLBACK succeeded.
+    async fn roll_back(&self, lease: &mut Lease) -> bool {
+        let ok = lease.execute("ROLLBACK", None, CancellationToken::new()).await.is_ok();
+        if !ok {
+            lease.discard();
+        }
+        lease.unpin();
+        ok
+    }
+
+    /// Runs one statement, replacing an expired session once.
+    async fn run_one(
+        &self,
+        token: &str,
+        lease: &mut Lease,
+        statement: &Statement,
+        max_rows: Option<u64>,
+        cancel: CancellationToken,
+    ) -> Result<StatementOutput, RunError> {
+        let mut retried = false;
+        loop {
+            match lease.execute(&statement.text, max_rows, cancel.clone()).await {
+                Ok(output) => {
+                    match statement.kind {
+                        Kind::Begin => lease.pin(),
+                        Kind::Commit | Kind::Rollback => lease.unpin(),
+                        _ => {}
+                    }
+                    if statement.may_change_context() {
+                        self.read_back(token, lease).await?;
+                    }
+                    return Ok(output);
+                }
+                Err(e) if e.is_session_expired() && lease.is_pinned() => {
+                    lease.discard();
+                    return Err(RunError::TransactionLost);
+                }
+                Err(e) if e.is_session_expired() && !retried => {
+                    // Snowflake refused the statement before running it: safe to run again.
+                    retried = true;
+                    self.metrics.session_expiry_recoveries.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(token, session = lease.session_id(), "session expired; logging in again and retrying");
+                    lease.discard();
+                    *lease = self.checkout_fresh_for(token).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Reads the session's context back from Snowflake and stores it for the token.
+    async fn read_back(&self, token: &str, lease: &mut Lease) -> Result<(), RunError> {
+        let output = lease.execute(READBACK_SQL, Some(1), CancellationToken::new()).await?;
+        let query_tag = lease.context().query_tag.clone();
+        if let Some(context) = output.rows.first().and_then(|row| parse_readback(row, query_tag)) {
+            lease.set_context(context.clone());
+            self.registry.set_context(token, context);
+        }
+        Ok(())
+    }
+
+    /// The context the token works in: its own, or the connection's login defaults.
+    fn wanted_context(&self, token: &str) -> Context {
+        self.registry
+            .context(token)
+            .or_else(|| self.pool.login_context())
+            .unwrap_or_default()
+    }
+
+    fn current_context(&self, token: &str) -> Context {
+        self.wanted_context(token)
+    }
+
+    /// Checks out a session for the token with the token's context applied.
+    async fn checkout_for(&self, token: &str) -> Result<Lease, RunError> {
+        let lease = self.pool.checkout(token, self.registry.context(token).as_ref()).await?;
+        self.prepare(token, lease).await
+    }
+
+    async fn checkout_fresh_for(&self, token: &str) -> Result<Lease, RunError> {
+        let lease = self.pool.checkout_fresh(token).await?;
+        self.prepare(token, lease).await
+    }
+
+    /// Applies the difference between the session's context and the token's.
+    async fn prepare(&self, token: &str, mut lease: Lease) -> Result<Lease, RunError> {
+        if lease.is_pinned() {
+            // A transaction session already has the token's context.
+            return Ok(lease);
+        }
+        for attempt in 0..2 {
+            let wanted = self.wanted_context(token);
+            let plan = context::plan(lease.context(), &wanted);
+            if !plan.cannot_clear.is_empty() && !lease.is_fresh() {
+                // No statement can clear what another token set; a fresh session can.
+                tracing::debug!(token, fields = ?plan.cannot_clear, "context needs a fresh session");
+                drop(lease);
+                lease = self.pool.checkout_fresh(token).await?;
+                continue;
+            }
+            if plan.statements.is_empty() {
+                return Ok(lease);
+            }
+            tracing::debug!(token, session = lease.session_id(), changes = plan.statements.len(), "applying context");
+            let mut failure = None;
+            for statement in &plan.statements {
+                if let Err(e) = lease.execute(statement, Some(0), CancellationToken::new()).await {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            match failure {
+                None => {
+                    let output = lease.execute(READBACK_SQL, Some(1), CancellationToken::new()).await?;
+                    let actual = output.rows.first().and_then(|row| parse_readback(row, wanted.query_tag.clone())).unwrap_or(wanted);
+                    lease.set_context(actual);
+                    return Ok(lease);
+                }
+                Some(e) if e.is_session_expired() && attempt == 0 => {
+                    self.metrics.session_expiry_recoveries.fetch_add(1, Ordering::Relaxed);
+                    lease.discard();
+                    drop(lease);
+                    lease = self.pool.checkout_fresh(token).await?;
+                }
+                Some(e) => {
+                    // The session's context is now unknown; do not reuse it.
+                    lease.discard();
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(lease)
+    }
+
+    /// Changes the token's context, validated by Snowflake: a name that does not exist is an
+    /// error and leaves the context as it was.
+    pub async fn set_context(&self, token: &str, change: ContextChange) -> Result<Context, RunError> {
+        let mut statements = Vec::new();
+        let fields: [(&str, &Option<String>, bool); 4] = [
+            ("ROLE", &change.role, false),
+            ("WAREHOUSE", &change.warehouse, false),
+            ("DATABASE", &change.database, false),
+            ("SCHEMA", &change.schema, true),
+        ];
+        for (keyword, value, qualified) in fields {
+            if let Some(name) = value {
+                let ident = context::user_identifier(name, qualified).ok_or_else(|| {
+                    RunError::BadRequest(format!("{name:?} is not a valid {} name", keyword.to_ascii_lowercase()))
+                })?;
+                statements.push(format!("USE {keyword} {ident}"));
+            }
+        }
+        let before = self.registry.context(token);
+        self.registry.touch(token);
+        if !statements.is_empty() {
+            let input = QueryInput {
+                sql: statements.join(";\n"),
+                read_only: Some(false),
+                max_rows: Some(1),
+                ..QueryInput::default()
+            };
+            if let Err(e) = self.query(token, input).await {
+                // Put back exactly what the token had before the first USE.
+                match before {
+                    Some(context) => self.registry.set_context(token, context),
+                    None => {
+                        self.registry.remove(token);
+                        self.registry.touch(token);
+                    }
+                }
+                return Err(e);
+            }
+        }
+        if let Some(tag) = change.query_tag {
+            let mut context = self.wanted_context(token);
+            context.query_tag = Some(tag).filter(|t| !t.is_empty());
+            self.registry.set_context(token, context);
+        }
+        Ok(self.current_context(token))
+    }
+
+    /// Forgets a token, rolling back its open transaction first.
+    pub async fn end_token(&self, token: &str) -> Result<bool, RunError> {
+        if self.pool.is_pinned(token) && !monitor::roll_back_abandoned(&self.pool, token, "token ended").await {
+            return Err(RunError::Conflict(format!(
+                "token {token} has a statement running inside its transaction; cancel it first"
+            )));
+        }
+        Ok(self.registry.remove(token))
+    }
+
+    /// Cancels the running request registered under `id`; returns whether one was found.
+    pub fn cancel(&self, id: &str) -> bool {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        match running.get(id) {
+            Some(cancel) => {
+                cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn register(&self, id: &str, cancel: CancellationToken) -> Registration<'_> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), cancel);
+        Registration { runner: self, id: id.to_string() }
+    }
+}
+
+/// Removes a request's cancel handle when the request ends, however it ends.
+struct Registration<'a> {
+    runner: &'a Runner,
+    id: String,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.runner.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+    }
+}
+
+struct DecrementOnDrop<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl Drop for DecrementOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,124 @@
+//! The single place where failures become HTTP answers: a status code and the contract's
+//! `{"error": {kind, message, code?, sqlstate?, query_id?, hint?}}` body.
+
+use hyper::StatusCode;
+
+use crate::api::{ErrorBody, ErrorDetail};
+use crate::runner::RunError;
+
+/// A failure on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub detail: ErrorDetail,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: ErrorDetail {
+                kind: kind.to_string(),
+                message: message.into(),
+                code: None,
+                sqlstate: None,
+                query_id: None,
+                hint: None,
+                statement: None,
+            },
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.detail.hint = Some(hint.into());
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn not_found(path: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no route {path}"))
+            .with_hint("routes: /health, /v1/status, /v1/query, /v1/context, /v1/sessions, /v1/queries/{id}/cancel, /v1/shutdown, /metrics")
+    }
+
+    pub fn method_not_allowed(method: &hyper::Method, path: &str) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on {path}"))
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.detail.clone(),
+        }
+    }
+}
+
+impl From<RunError> for ApiError {
+    fn from(error: RunError) -> Self {
+        let message = error.to_string();
+        match error {
+            RunError::BadRequest(_) => ApiError::bad_request(message),
+            RunError::ReadOnly { statement, .. } => {
+                let mut e = ApiError::new(StatusCode::FORBIDDEN, "read_only", message)
+                    .with_hint("run it without --read-only (and without query.read_only in the config) if a write is intended");
+                e.detail.statement = Some(statement);
+                e
+            }
+            RunError::Statement {
+                code,
+                sqlstate,
+                query_id,
+                statement,
+                rolled_back,
+                ..
+            } => {
+                let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "statement_failed", message);
+                e.detail.hint = hint_for(code.as_deref(), &e.detail.message);
+                if rolled_back {
+                    e.detail.hint = Some(match e.detail.hint.take() {
+                        Some(h) => format!("the transaction was rolled back; {h}"),
+                        None => "the transaction was rolled back; nothing it did was kept".to_string(),
+                    });
+                }
+                e.detail.code = code;
+                e.detail.sqlstate = sqlstate;
+                e.detail.query_id = query_id;
+                e.detail.statement = statement;
+                e
+            }
+            RunError::Login(_) => ApiError::new(StatusCode::BAD_GATEWAY, "login_failed", message)
+                .with_hint("check the connection with `snowflaked config --check`"),
+            RunError::Unreachable(_) => ApiError::new(StatusCode::BAD_GATEWAY, "snowflake_unreachable", message)
+                .with_hint("the daemon retries by itself; check the network or Snowflake's status"),
+            RunError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message)
+                .with_hint("raise --timeout, or narrow the query"),
+            RunError::Cancelled { query_id } => {
+                let mut e = ApiError::new(StatusCode::CONFLICT, "cancelled", message);
+                e.detail.query_id = query_id;
+                e.detail.sqlstate = Some("57014".to_string());
+                e
+            }
+            RunError::Busy(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "pool_exhausted", message),
+            RunError::TransactionLost => ApiError::new(StatusCode::CONFLICT, "transaction_lost", message),
+            RunError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            RunError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
+                .with_hint("run the command again; the next daemon answers it"),
+        }
+    }
+}
+
+/// A short hint for the Snowflake errors people meet most.
+fn hint_for(code: Option<&str>, message: &str) -> Option<String> {
+    let lower = message.to_ascii_lowercase();
+    let hint = match code {
+        Some("002003") | Some("002043") => "the object does not exist or your role cannot see it: check `snowflaked context` and switch with `snowflaked use database|schema|role NAME`",
+        Some("000606") => "no active warehouse: run `snowflaked use warehouse NAME`",
+        Some("003001") | Some("003003") => "insufficient privileges: switch role with `snowflaked use role NAME`",
+        Some("001003") if lower.contains("position") => "syntax error: the position above counts characters from the start of the statement",
+        Some("001003") => "syntax error: check the SQL near the quoted text",
+        _ if lower.contains("does not exist") => "check `snowflaked context`; switch with `snowflaked use database|schema NAME`",
+        _ => return None,
+    };
+    Some(hint.to_string())
+}

@@ -1,0 +1,148 @@
+//! The hyper service: accepting connections, one request per connection, routing, and
+//! turning failures into the contract's JSON errors.
+//!
+//! Connections are HTTP/1.1 without keep-alive (every client is a short-lived command), with
+//! a deadline for the request head and body, so a slow or silent client cannot hold the daemon
+//! open. Unix peers must be this user (checked with `SO_PEERCRED`); over TCP only minted tokens
+//! are accepted. Only this module knows HTTP.
+
+pub mod error;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::activation::Activation;
+use crate::lifecycle::{Activity, OwnedActivityGuard};
+use crate::metrics::Metrics;
+use crate::runner::Runner;
+
+/// Everything a request handler can reach.
+pub struct AppState {
+    pub runner: Arc<Runner>,
+    pub metrics: Arc<Metrics>,
+    pub activity: Arc<Activity>,
+    pub activation: Activation,
+    pub idle_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub request_read_timeout: Duration,
+    pub started: tokio::time::Instant,
+    pub listeners: Vec<String>,
+    /// Cancelled by `POST /v1/shutdown`.
+    pub shutdown_requested: CancellationToken,
+}
+
+/// Where a connection came from: token rules differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Unix,
+    Tcp,
+}
+
+/// Accepts on the given listeners until `stop` resolves or idle time runs out; returns why it
+/// stopped. Accepted connections are served on `tracker` and are counted as activity before
+/// the idle check can run again, so none is dropped unanswered.
+pub async fn accept_loop(
+    state: Arc<AppState>,
+    unix: Option<UnixListener>,
+    tcp: Option<TcpListener>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+) -> StopCause {
+    let my_uid = crate::config::paths::current_uid();
+    loop {
+        let accept_unix = async {
+            match &unix {
+                Some(listener) => listener.accept().await.map(|(s, _)| s),
+                None => std::future::pending().await,
+            }
+        };
+        let accept_tcp = async {
+            match &tcp {
+                Some(listener) => listener.accept().await.map(|(s, _)| s),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return StopCause::Requested,
+            accepted = accept_unix => match accepted {
+                Ok(stream) => {
+                    match stream.peer_cred() {
+                        Ok(cred) if cred.uid() == my_uid => {}
+                        Ok(cred) => {
+                            tracing::warn!(peer_uid = cred.uid(), "refused a connection from another user");
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot read the peer's credentials; refusing the connection");
+                            continue;
+                        }
+                    }
+                    let guard = OwnedActivityGuard::new(state.activity.clone());
+                    tracker.spawn(serve_connection(state.clone(), stream, Transport::Unix, guard));
+                }
+                Err(e) => accept_failed(e).await,
+            },
+            accepted = accept_tcp => match accepted {
+                Ok(stream) => {
+                    let guard = OwnedActivityGuard::new(state.activity.clone());
+                    tracker.spawn(serve_connection(state.clone(), stream, Transport::Tcp, guard));
+                }
+                Err(e) => accept_failed(e).await,
+            },
+            () = state.activity.wait_idle(state.idle_timeout) => return StopCause::Idle,
+        }
+    }
+}
+
+/// Why the daemon stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    Idle,
+    Requested,
+    Signal(&'static str),
+}
+
+impl std::fmt::Display for StopCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopCause::Idle => f.write_str("idle timeout"),
+            StopCause::Requested => f.write_str("shutdown requested"),
+            StopCause::Signal(name) => write!(f, "{name}"),
+        }
+    }
+}
+
+async fn accept_failed(error: std::io::Error) {
+    // Running out of fds is transient; back off briefly instead of spinning.
+    tracing::warn!(%error, "accept failed");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+async fn serve_connection<S>(state: Arc<AppState>, stream: S, transport: Transport, _activity: OwnedActivityGuard)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service_state = state.clone();
+    let service = service_fn(move |request| {
+        let state = service_state.clone();
+        async move { Ok::<_, std::convert::Infallible>(routes::handle(state, transport, request).await) }
+    });
+    let connection = http1::Builder::new()
+        .keep_alive(false)
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.request_read_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = connection.await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}

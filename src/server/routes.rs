@@ -1,0 +1,322 @@
+//! Routing and the handlers: parse the request into plain values, call the runner, answer
+//! JSON (or Prometheus text for `/metrics`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::{AppState, Transport};
+use crate::api;
+use crate::runner::{ContextChange, QueryInput};
+use crate::sessions::{Context, token};
+
+type Answer = Response<Full<Bytes>>;
+
+/// Answers one request; never fails (errors become JSON error answers).
+pub async fn handle(state: Arc<AppState>, transport: Transport, request: Request<Incoming>) -> Answer {
+    state.metrics.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let result = route(&state, transport, request).await;
+    match result {
+        Ok(answer) => answer,
+        Err(error) => {
+            if error.status.is_server_error() {
+                tracing::warn!(%method, %path, status = error.status.as_u16(), kind = %error.detail.kind, message = %error.detail.message, "request failed");
+            } else {
+                tracing::debug!(%method, %path, status = error.status.as_u16(), kind = %error.detail.kind, "request refused");
+            }
+            json(error.status, &error.body())
+        }
+    }
+}
+
+async fn route(state: &Arc<AppState>, transport: Transport, request: Request<Incoming>) -> Result<Answer, ApiError> {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method.clone(), segments.as_slice()) {
+        (Method::GET, ["health"]) => Ok(json(StatusCode::OK, &health())),
+        (Method::GET, ["metrics"]) => Ok(metrics(state)),
+        (Method::GET, ["v1", "status"]) => Ok(json(StatusCode::OK, &status(state))),
+        (Method::POST, ["v1", "query"]) => {
+            let token = authorize(state, transport, &request)?;
+            let request_id = header(&request, api::REQUEST_ID_HEADER);
+            let body: api::QueryRequest = read_json(state, request).await?;
+            query(state, &token, body, request_id).await
+        }
+        (Method::GET, ["v1", "context"]) => {
+            let token = authorize(state, transport, &request)?;
+            Ok(json(StatusCode::OK, &context_response(state, &token)))
+        }
+        (Method::PUT, ["v1", "context"]) => {
+            let token = authorize(state, transport, &request)?;
+            let update: api::ContextUpdate = read_json(state, request).await?;
+            let change = ContextChange {
+                database: update.database,
+                schema: update.schema,
+                warehouse: update.warehouse,
+                role: update.role,
+                query_tag: update.query_tag,
+            };
+            state.runner.set_context(&token, change).await?;
+            Ok(json(StatusCode::OK, &context_response(state, &token)))
+        }
+        (Method::POST, ["v1", "sessions"]) => {
+            let minted = token::mint().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("no randomness: {e}")))?;
+            state.runner.registry().add_minted(&minted);
+            tracing::info!(token = %minted, "token minted");
+            Ok(json(StatusCode::CREATED, &api::NewSession { token: minted }))
+        }
+        (Method::GET, ["v1", "sessions"]) => {
+            authorize(state, transport, &request)?;
+            Ok(json(StatusCode::OK, &session_list(state)))
+        }
+        (Method::DELETE, ["v1", "sessions", "current"]) => {
+            let token = authorize(state, transport, &request)?;
+            let existed = state.runner.end_token(&token).await?;
+            tracing::info!(token = %token, existed, "token ended");
+            Ok(json(
+                StatusCode::OK,
+                &api::Ack {
+                    ok: true,
+                    message: if existed { format!("ended {token}") } else { format!("{token} was not known") },
+                },
+            ))
+        }
+        (Method::POST, ["v1", "queries", id, "cancel"]) => {
+            authorize(state, transport, &request)?;
+            if state.runner.cancel(id) {
+                Ok(json(StatusCode::OK, &api::Ack { ok: true, message: format!("cancelling {id}") }))
+            } else {
+                Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no running statement has id {id}"))
+                    .with_hint("ids are the request ids `snowflaked query` shows while a statement runs"))
+            }
+        }
+        (Method::POST, ["v1", "shutdown"]) => {
+            authorize(state, transport, &request)?;
+            tracing::info!("shutdown requested over the API");
+            state.shutdown_requested.cancel();
+            Ok(json(StatusCode::ACCEPTED, &api::Ack { ok: true, message: "draining and exiting".into() }))
+        }
+        (_, ["health"] | ["metrics"] | ["v1", "status" | "query" | "context" | "sessions" | "shutdown"] | ["v1", "sessions", "current"]) => {
+            Err(ApiError::method_not_allowed(&method, &path))
+        }
+        _ => Err(ApiError::not_found(&path)),
+    }
+}
+
+fn header(request: &Request<Incoming>, name: &str) -> Option<String> {
+    request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// The request's token: `Authorization: Bearer <token>`, `default` when absent. Over TCP only
+/// minted tokens are accepted.
+fn authorize(state: &AppState, transport: Transport, request: &Request<Incoming>) -> Result<String, ApiError> {
+    let token = match header(request, api::AUTHORIZATION) {
+        None => api::DEFAULT_TOKEN.to_string(),
+        Some(value) => match value.strip_prefix("Bearer ") {
+            Some(token) => token.trim().to_string(),
+            None => return Err(ApiError::bad_request("the Authorization header must be `Bearer <token>`")),
+        },
+    };
+    if !token::is_well_formed(&token) {
+        return Err(ApiError::bad_request(format!(
+            "malformed token: 1-{} characters of letters, digits, '_', '-' and '.'",
+            token::MAX_TOKEN_LEN
+        )));
+    }
+    if transport == Transport::Tcp && !state.runner.registry().is_minted(&token) {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown_token", "over TCP only tokens minted by `snowflaked session new` are accepted")
+            .with_hint("mint one over the Unix socket: `snowflaked session new`"));
+    }
+    Ok(token)
+}
+
+async fn read_json<T: DeserializeOwned>(state: &AppState, request: Request<Incoming>) -> Result<T, ApiError> {
+    let too_large = || {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the request body is larger than {} bytes", state.max_body_bytes))
+            .with_hint("send large SQL from a file the daemon can read, or raise max_body_bytes")
+    };
+    if let Some(length) = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
+        && length > state.max_body_bytes
+    {
+        return Err(too_large());
+    }
+    let limited = Limited::new(request.into_body(), state.max_body_bytes);
+    let collected = tokio::time::timeout(state.request_read_timeout, limited.collect())
+        .await
+        .map_err(|_| ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time"))?;
+    let bytes = match collected {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large()),
+        Err(e) => return Err(ApiError::bad_request(format!("cannot read the request body: {e}"))),
+    };
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
+}
+
+async fn query(state: &AppState, token: &str, body: api::QueryRequest, request_id: Option<String>) -> Result<Answer, ApiError> {
+    if body.sql.trim().is_empty() {
+        return Err(ApiError::bad_request("`sql` is empty"));
+    }
+    let input = QueryInput {
+        sql: body.sql,
+        max_rows: body.max_rows,
+        timeout: body.timeout_ms.map(Duration::from_millis),
+        read_only: body.read_only,
+        transaction: body.transaction,
+        request_id,
+    };
+    let outcome = state.runner.query(token, input).await?;
+    let output = outcome.output;
+    let response = api::QueryResponse {
+        query_id: output.query_id,
+        columns: output
+            .columns
+            .into_iter()
+            .map(|c| api::Column {
+                name: c.name,
+                ty: c.ty,
+                nullable: c.nullable,
+                scale: c.scale,
+            })
+            .collect(),
+        row_count: output.rows.len() as u64,
+        rows: output.rows,
+        truncated: output.truncated,
+        statements: outcome
+            .statements
+            .into_iter()
+            .map(|(query_id, row_count)| api::StatementSummary { query_id, row_count })
+            .collect(),
+        context: to_api_context(&outcome.context),
+        elapsed_ms: outcome.elapsed.as_millis() as u64,
+        in_transaction: outcome.in_transaction,
+    };
+    Ok(json(StatusCode::OK, &response))
+}
+
+fn to_api_context(context: &Context) -> api::Context {
+    api::Context {
+        database: context.database.clone(),
+        schema: context.schema.clone(),
+        warehouse: context.warehouse.clone(),
+        role: context.role.clone(),
+        query_tag: context.query_tag.clone(),
+    }
+}
+
+fn context_response(state: &AppState, token: &str) -> api::ContextResponse {
+    let context = state
+        .runner
+        .registry()
+        .context(token)
+        .or_else(|| state.runner.pool().login_context())
+        .unwrap_or_default();
+    api::ContextResponse {
+        token: token.to_string(),
+        context: to_api_context(&context),
+        in_transaction: state.runner.pool().is_pinned(token),
+    }
+}
+
+fn session_list(state: &AppState) -> api::SessionList {
+    let pool = state.runner.pool();
+    api::SessionList {
+        sessions: state
+            .runner
+            .registry()
+            .list()
+            .into_iter()
+            .map(|t| api::SessionInfo {
+                in_transaction: pool.is_pinned(&t.name),
+                context: to_api_context(&t.context.or_else(|| pool.login_context()).unwrap_or_default()),
+                last_used_s_ago: t.idle_for.as_secs(),
+                minted: t.minted,
+                token: t.name,
+            })
+            .collect(),
+    }
+}
+
+fn health() -> api::Health {
+    api::Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        pid: std::process::id(),
+    }
+}
+
+/// The status snapshot, shared by `/v1/status` and the systemd status line.
+pub fn status(state: &AppState) -> api::Status {
+    use std::sync::atomic::Ordering::Relaxed;
+    let pool = state.runner.pool().stats();
+    // This request itself holds a connection open; the clock restarts when it closes.
+    let idle_left_s = if state.idle_timeout.is_zero() || state.activity.open() > 1 {
+        None
+    } else {
+        Some(state.idle_timeout.as_secs())
+    };
+    api::Status {
+        version: env!("CARGO_PKG_VERSION").into(),
+        pid: std::process::id(),
+        uptime_s: state.started.elapsed().as_secs(),
+        activation: state.activation.to_string(),
+        idle_timeout_s: state.idle_timeout.as_secs(),
+        idle_left_s,
+        sessions: api::SessionCounts {
+            total: (pool.idle + pool.in_use + pool.logging_in) as u64,
+            in_use: pool.in_use as u64,
+            idle: pool.idle as u64,
+            logging_in: pool.logging_in as u64,
+            max: pool.max as u64,
+            logins: pool.logins,
+            login_failures: pool.login_failures,
+        },
+        tokens: state.runner.registry().len() as u64,
+        open_transactions: pool.pinned as u64,
+        queries: api::QueryCounts {
+            served: state.metrics.queries_served.load(Relaxed),
+            failed: state.metrics.queries_failed.load(Relaxed),
+            running: state.metrics.queries_running.load(Relaxed),
+        },
+        connection: state.runner.pool().describe(),
+        listeners: state.listeners.clone(),
+    }
+}
+
+fn metrics(state: &AppState) -> Answer {
+    let pool = state.runner.pool().stats();
+    let gauges = crate::metrics::Gauges {
+        sessions_idle: pool.idle,
+        sessions_in_use: pool.in_use,
+        sessions_logging_in: pool.logging_in,
+        sessions_max: pool.max,
+        logins: pool.logins,
+        login_failures: pool.login_failures,
+        tokens: state.runner.registry().len(),
+        open_transactions: pool.pinned,
+        uptime_s: state.started.elapsed().as_secs(),
+    };
+    let mut answer = Response::new(Full::new(Bytes::from(state.metrics.render(&gauges))));
+    answer
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    answer
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Answer {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut answer = Response::new(Full::new(Bytes::from(body)));
+    *answer.status_mut() = status;
+    answer.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    answer
+}

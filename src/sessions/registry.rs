@@ -1,0 +1,199 @@
+//! The token → context registry.
+//!
+//! It holds, per token, the context Snowflake last reported (or `None` before the token's
+//! first statement, when the connection's login defaults apply), whether the token was minted
+//! by `session new` (only minted tokens are accepted over TCP), and when it was last used.
+//! Every change is persisted through [`Store`] before the call returns, so no acknowledged
+//! `USE` is lost by a crash.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::store::{Store, StoredToken, unix_now};
+use super::Context;
+
+/// A token as `session list` shows it.
+#[derive(Debug, Clone)]
+pub struct TokenSummary {
+    pub name: String,
+    pub context: Option<Context>,
+    pub minted: bool,
+    pub idle_for: Duration,
+}
+
+/// The registry. Cheap to share behind an `Arc`; its mutex is never held across an await.
+pub struct Registry {
+    tokens: Mutex<BTreeMap<String, StoredToken>>,
+    store: Option<Store>,
+    ttl: Duration,
+}
+
+impl Registry {
+    /// An in-memory registry (tests, or when persistence is unavailable).
+    pub fn in_memory(ttl: Duration) -> Self {
+        Self {
+            tokens: Mutex::new(BTreeMap::new()),
+            store: None,
+            ttl,
+        }
+    }
+
+    /// Loads saved tokens (dropping those unused for longer than `ttl`).
+    pub fn open(store: Store, ttl: Duration) -> std::io::Result<Self> {
+        let mut tokens = store.load()?;
+        let now = unix_now();
+        let before = tokens.len();
+        tokens.retain(|_, t| ttl.is_zero() || now.saturating_sub(t.last_used) <= ttl.as_secs());
+        tracing::info!(path = %store.path().display(), restored = tokens.len(), expired = before - tokens.len(), "token contexts loaded");
+        Ok(Self {
+            tokens: Mutex::new(tokens),
+            store: Some(store),
+            ttl,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, StoredToken>> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn persist(&self, tokens: &BTreeMap<String, StoredToken>) {
+        if let Some(store) = &self.store
+            && let Err(e) = store.save(tokens)
+        {
+            tracing::error!(path = %store.path().display(), error = %e, "cannot save token contexts");
+        }
+    }
+
+    /// The token's saved context; `None` if it has none yet (login defaults apply).
+    pub fn context(&self, token: &str) -> Option<Context> {
+        self.lock().get(token).and_then(|t| t.context.clone())
+    }
+
+    /// Whether `session new` minted this token (and `session end` has not forgotten it).
+    pub fn is_minted(&self, token: &str) -> bool {
+        self.lock().get(token).is_some_and(|t| t.minted)
+    }
+
+    /// Records a token's use, creating it if needed.
+    pub fn touch(&self, token: &str) {
+        let mut tokens = self.lock();
+        tokens
+            .entry(token.to_string())
+            .or_insert_with(|| StoredToken {
+                context: None,
+                minted: false,
+                last_used: 0,
+            })
+            .last_used = unix_now();
+    }
+
+    /// Stores the context Snowflake reported for the token.
+    pub fn set_context(&self, token: &str, context: Context) {
+        let mut tokens = self.lock();
+        let entry = tokens.entry(token.to_string()).or_insert_with(|| StoredToken {
+            context: None,
+            minted: false,
+            last_used: unix_now(),
+        });
+        if entry.context.as_ref() == Some(&context) {
+            return;
+        }
+        entry.context = Some(context);
+        entry.last_used = unix_now();
+        self.persist(&tokens);
+    }
+
+    /// Registers a freshly minted token.
+    pub fn add_minted(&self, token: &str) {
+        let mut tokens = self.lock();
+        tokens.insert(
+            token.to_string(),
+            StoredToken {
+                context: None,
+                minted: true,
+                last_used: unix_now(),
+            },
+        );
+        self.persist(&tokens);
+    }
+
+    /// Forgets a token; returns whether it existed.
+    pub fn remove(&self, token: &str) -> bool {
+        let mut tokens = self.lock();
+        let existed = tokens.remove(token).is_some();
+        if existed {
+            self.persist(&tokens);
+        }
+        existed
+    }
+
+    /// Forgets tokens unused for longer than the configured time; returns their names.
+    pub fn expire_unused(&self) -> Vec<String> {
+        if self.ttl.is_zero() {
+            return Vec::new();
+        }
+        let now = unix_now();
+        let mut tokens = self.lock();
+        let expired: Vec<String> = tokens
+            .iter()
+            .filter(|(_, t)| now.saturating_sub(t.last_used) > self.ttl.as_secs())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &expired {
+            tokens.remove(name);
+        }
+        if !expired.is_empty() {
+            self.persist(&tokens);
+        }
+        expired
+    }
+
+    /// How many tokens are known.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Every token, for `session list`.
+    pub fn list(&self) -> Vec<TokenSummary> {
+        let now = unix_now();
+        self.lock()
+            .iter()
+            .map(|(name, t)| TokenSummary {
+                name: name.clone(),
+                context: t.context.clone(),
+                minted: t.minted,
+                idle_for: Duration::from_secs(now.saturating_sub(t.last_used)),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contexts_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let ttl = Duration::from_secs(3600);
+        let registry = Registry::open(Store::new(dir.path()), ttl).unwrap();
+        let context = Context {
+            database: Some("DB".into()),
+            ..Context::default()
+        };
+        registry.set_context("a", context.clone());
+        registry.add_minted("m");
+        drop(registry);
+        let reopened = Registry::open(Store::new(dir.path()), ttl).unwrap();
+        assert_eq!(reopened.context("a"), Some(context));
+        assert!(reopened.is_minted("m"));
+        assert!(!reopened.is_minted("a"));
+        assert!(reopened.remove("m"));
+        assert!(!reopened.is_minted("m"));
+    }
+}

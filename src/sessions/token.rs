@@ -1,0 +1,44 @@
+//! Token names: what a well-formed one looks like, and minting random ones.
+
+/// The longest token name accepted.
+pub const MAX_TOKEN_LEN: usize = 128;
+
+/// A token is 1–128 characters of letters, digits, `_`, `-` and `.`, so it can travel in a
+/// header, a file name and a log line without escaping.
+pub fn is_well_formed(token: &str) -> bool {
+    !token.is_empty()
+        && token.len() <= MAX_TOKEN_LEN
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// A new random token with 160 bits from the operating system's generator.
+pub fn mint() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes)?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("sfd_{hex}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn well_formed_tokens() {
+        assert!(is_well_formed("default"));
+        assert!(is_well_formed("agent-1.session_2"));
+        assert!(!is_well_formed(""));
+        assert!(!is_well_formed("has space"));
+        assert!(!is_well_formed("semi;colon"));
+        assert!(!is_well_formed(&"x".repeat(129)));
+    }
+
+    #[test]
+    fn minted_tokens_are_random_and_well_formed() {
+        let a = mint().unwrap();
+        let b = mint().unwrap();
+        assert_ne!(a, b);
+        assert!(is_well_formed(&a));
+        assert_eq!(a.len(), 4 + 40);
+    }
+}

@@ -1,0 +1,365 @@
+//! Statement classification with a real lexer: comments (`--`, `//`, `/* */`), single-quoted
+//! strings with `''` and backslash escapes, double-quoted identifiers, `$$` dollar quotes, and
+//! several statements separated by `;`.
+//!
+//! It decides three things and nothing else: where statements end ([`split`]), whether a
+//! statement only reads ([`Kind::Read`], for `--read-only`), and whether it can change the
+//! session's context or transaction state (so the runner reads `CURRENT_*()` back from
+//! Snowflake, or pins the token to its session). It never extracts context values from SQL
+//! text: those always come from Snowflake.
+
+/// What a statement does, as far as the daemon cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// SELECT, SHOW, DESCRIBE, EXPLAIN, LIST, VALUES, and WITH … SELECT.
+    Read,
+    /// USE DATABASE/SCHEMA/WAREHOUSE/ROLE/SECONDARY ROLES.
+    Use,
+    /// BEGIN [TRANSACTION|WORK] / START TRANSACTION.
+    Begin,
+    /// COMMIT [WORK].
+    Commit,
+    /// ROLLBACK [WORK].
+    Rollback,
+    /// INSERT, UPDATE, DELETE, MERGE, TRUNCATE, COPY: data changes that leave the context alone.
+    Dml,
+    /// Anything else (DDL, GRANT, CALL, EXECUTE IMMEDIATE, ALTER SESSION, scripting…).
+    Other,
+}
+
+/// One statement of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// The statement's text without the separating `;`.
+    pub text: String,
+    pub kind: Kind,
+    /// The leading keywords, upper case, for messages (e.g. `CREATE TABLE`).
+    pub verb: String,
+}
+
+impl Statement {
+    /// Whether the statement may leave the session with another database, schema, warehouse
+    /// or role, so the context must be read back from Snowflake afterwards.
+    pub fn may_change_context(&self) -> bool {
+        matches!(self.kind, Kind::Use | Kind::Other)
+    }
+
+    /// Allowed under `--read-only`: reads, and context switches that change no data.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self.kind, Kind::Read | Kind::Use)
+    }
+
+    /// Why `--read-only` refuses this statement.
+    pub fn refusal(&self) -> String {
+        format!("{} is not a read", if self.verb.is_empty() { "this statement" } else { &self.verb })
+    }
+}
+
+/// Why SQL could not be lexed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SqlError {
+    #[error("unterminated {0} starting at byte {1}")]
+    Unterminated(&'static str, usize),
+    #[error("no SQL statement given")]
+    Empty,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    /// An unquoted word, upper-cased.
+    Word(String),
+    /// Anything quoted or numeric: it never decides a statement's kind.
+    Literal,
+    Open,
+    Close,
+    Semicolon,
+    Other,
+}
+
+/// Tokens with the byte offset at which each starts.
+fn lex(sql: &str) -> Result<Vec<(usize, Token)>, SqlError> {
+    let bytes = sql.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        let start = i;
+        match c {
+            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
+            b'-' if bytes.get(i + 1) == Some(&b'-') => i = line_end(bytes, i),
+            b'/' if bytes.get(i + 1) == Some(&b'/') => i = line_end(bytes, i),
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = find(sql, i + 2, "*/").ok_or(SqlError::Unterminated("comment", start))? + 2;
+            }
+            b'\'' => {
+                i += 1;
+                loop {
+                    match bytes.get(i) {
+                        None => return Err(SqlError::Unterminated("string", start)),
+                        Some(b'\\') => i += 2,
+                        Some(b'\'') if bytes.get(i + 1) == Some(&b'\'') => i += 2,
+                        Some(b'\'') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(_) => i += 1,
+                    }
+                }
+                tokens.push((start, Token::Literal));
+            }
+            b'"' => {
+                i += 1;
+                loop {
+                    match bytes.get(i) {
+                        None => return Err(SqlError::Unterminated("quoted identifier", start)),
+                        Some(b'"') if bytes.get(i + 1) == Some(&b'"') => i += 2,
+                        Some(b'"') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(_) => i += 1,
+                    }
+                }
+                tokens.push((start, Token::Literal));
+            }
+            b'$' if bytes.get(i + 1) == Some(&b'$') => {
+                i = find(sql, i + 2, "$$").ok_or(SqlError::Unterminated("$$ block", start))? + 2;
+                tokens.push((start, Token::Literal));
+            }
+            b'(' => {
+                i += 1;
+                tokens.push((start, Token::Open));
+            }
+            b')' => {
+                i += 1;
+                tokens.push((start, Token::Close));
+            }
+            b';' => {
+                i += 1;
+                tokens.push((start, Token::Semicolon));
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b'$') || bytes[i] >= 0x80) {
+                    i += 1;
+                }
+                tokens.push((start, Token::Word(sql[start..i].to_ascii_uppercase())));
+            }
+            c if c.is_ascii_digit() => {
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'.') {
+                    i += 1;
+                }
+                tokens.push((start, Token::Literal));
+            }
+            _ => {
+                i += 1;
+                tokens.push((start, Token::Other));
+            }
+        }
+    }
+    Ok(tokens)
+}
+
+fn line_end(bytes: &[u8], from: usize) -> usize {
+    bytes[from..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| from + p + 1)
+}
+
+fn find(sql: &str, from: usize, needle: &str) -> Option<usize> {
+    sql.get(from..)?.find(needle).map(|p| from + p)
+}
+
+/// Splits SQL into statements at top-level `;`, dropping empty ones (and comment-only ones).
+pub fn split(sql: &str) -> Result<Vec<Statement>, SqlError> {
+    let tokens = lex(sql)?;
+    let mut statements = Vec::new();
+    let mut begin = 0;
+    let mut current: Vec<Token> = Vec::new();
+    let mut first_token_at: Option<usize> = None;
+    for (offset, token) in tokens {
+        if token == Token::Semicolon {
+            if let Some(start) = first_token_at.take() {
+                statements.push(build(&sql[start..offset], &current));
+            }
+            current.clear();
+            begin = offset + 1;
+            continue;
+        }
+        first_token_at.get_or_insert(offset);
+        current.push(token);
+    }
+    if let Some(start) = first_token_at {
+        statements.push(build(sql[start..].trim_end(), &current));
+    }
+    let _ = begin;
+    if statements.is_empty() {
+        return Err(SqlError::Empty);
+    }
+    Ok(statements)
+}
+
+fn build(text: &str, tokens: &[Token]) -> Statement {
+    let (kind, verb) = classify(tokens);
+    Statement {
+        text: text.trim().to_string(),
+        kind,
+        verb,
+    }
+}
+
+fn word(tokens: &[Token], i: usize) -> Option<&str> {
+    match tokens.get(i) {
+        Some(Token::Word(w)) => Some(w.as_str()),
+        _ => None,
+    }
+}
+
+fn classify(tokens: &[Token]) -> (Kind, String) {
+    // `(SELECT …) UNION (SELECT …)` starts with parentheses.
+    let mut i = tokens.iter().take_while(|t| **t == Token::Open).count();
+    let Some(first) = word(tokens, i) else {
+        return (Kind::Other, String::new());
+    };
+    if first == "WITH" {
+        match main_verb_after_ctes(tokens, i + 1) {
+            Some(next) => i = next,
+            None => return (Kind::Other, "WITH".into()),
+        }
+    }
+    let first = word(tokens, i).unwrap_or("");
+    let second = word(tokens, i + 1);
+    let verb = match second {
+        Some(s) if matches!(first, "CREATE" | "DROP" | "ALTER" | "UNDROP" | "USE" | "START" | "SHOW" | "DESCRIBE" | "DESC") => format!("{first} {s}"),
+        _ => first.to_string(),
+    };
+    let kind = match first {
+        "SELECT" | "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN" | "LIST" | "LS" | "VALUES" => Kind::Read,
+        "USE" => Kind::Use,
+        "START" if second == Some("TRANSACTION") => Kind::Begin,
+        // `BEGIN` alone or `BEGIN TRANSACTION|WORK [NAME x]`; anything else is a scripting block.
+        "BEGIN" if tokens.len() == i + 1 || matches!(second, Some("TRANSACTION" | "WORK" | "NAME")) => Kind::Begin,
+        "COMMIT" => Kind::Commit,
+        "ROLLBACK" => Kind::Rollback,
+        "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "TRUNCATE" | "COPY" => Kind::Dml,
+        _ => Kind::Other,
+    };
+    (kind, verb)
+}
+
+/// After `WITH`, skips `[RECURSIVE] name [(cols)] AS (…) [, …]` and returns the index of the
+/// main statement's first token.
+fn main_verb_after_ctes(tokens: &[Token], mut i: usize) -> Option<usize> {
+    if word(tokens, i) == Some("RECURSIVE") {
+        i += 1;
+    }
+    loop {
+        // The CTE's name (a word or a quoted identifier) and an optional column list.
+        i += 1;
+        if tokens.get(i) == Some(&Token::Open) {
+            i = skip_parens(tokens, i)?;
+        }
+        if word(tokens, i) != Some("AS") {
+            return None;
+        }
+        i += 1;
+        if tokens.get(i) != Some(&Token::Open) {
+            return None;
+        }
+        i = skip_parens(tokens, i)?;
+        if tokens.get(i) == Some(&Token::Other) {
+            // A comma: another CTE follows.
+            i += 1;
+            continue;
+        }
+        return Some(i);
+    }
+}
+
+/// From an `Open` token, returns the index after its matching `Close`.
+fn skip_parens(tokens: &[Token], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, token) in tokens.iter().enumerate().skip(open) {
+        match token {
+            Token::Open => depth += 1,
+            Token::Close => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(sql: &str) -> Vec<Kind> {
+        split(sql).unwrap().into_iter().map(|s| s.kind).collect()
+    }
+
+    #[test]
+    fn classification_table() {
+        let cases: &[(&str, &[Kind])] = &[
+            ("SELECT 1", &[Kind::Read]),
+            ("  select * from t;  ", &[Kind::Read]),
+            ("(SELECT 1) UNION (SELECT 2)", &[Kind::Read]),
+            ("show databases", &[Kind::Read]),
+            ("DESC TABLE t", &[Kind::Read]),
+            ("WITH a AS (SELECT 1) SELECT * FROM a", &[Kind::Read]),
+            ("WITH a (x) AS (SELECT 1), b AS (SELECT (2)) SELECT * FROM a, b", &[Kind::Read]),
+            ("WITH a AS (SELECT 1) INSERT INTO t SELECT * FROM a", &[Kind::Dml]),
+            ("with recursive r as (select 1) delete from t", &[Kind::Dml]),
+            ("-- DELETE FROM t\nSELECT 1", &[Kind::Read]),
+            ("/* DROP TABLE t; */ SELECT 1", &[Kind::Read]),
+            ("// comment; DROP\nSELECT 1", &[Kind::Read]),
+            ("SELECT 'a;DROP TABLE t' AS x", &[Kind::Read]),
+            ("SELECT 'it''s; fine', 'back\\'slash;'", &[Kind::Read]),
+            ("SELECT \"weird;name\" FROM t", &[Kind::Read]),
+            ("SELECT $$ ; DROP TABLE t; $$", &[Kind::Read]),
+            ("SELECT 1; DROP TABLE t", &[Kind::Read, Kind::Other]),
+            ("USE DATABASE x; SELECT 1;", &[Kind::Use, Kind::Read]),
+            ("BEGIN", &[Kind::Begin]),
+            ("begin transaction", &[Kind::Begin]),
+            ("START TRANSACTION", &[Kind::Begin]),
+            ("BEGIN LET x := 1; END", &[Kind::Other, Kind::Other]),
+            ("COMMIT", &[Kind::Commit]),
+            ("ROLLBACK WORK", &[Kind::Rollback]),
+            ("INSERT INTO t VALUES (1)", &[Kind::Dml]),
+            ("CREATE DATABASE x", &[Kind::Other]),
+            ("EXECUTE IMMEDIATE $$ SELECT 1 $$", &[Kind::Other]),
+            ("CALL proc()", &[Kind::Other]),
+            ("-- only a comment", &[]),
+        ];
+        for (sql, expected) in cases {
+            match split(sql) {
+                Ok(statements) => {
+                    let got: Vec<Kind> = statements.iter().map(|s| s.kind).collect();
+                    assert_eq!(&got, expected, "{sql}");
+                }
+                Err(SqlError::Empty) => assert!(expected.is_empty(), "{sql}"),
+                Err(e) => panic!("{sql}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unterminated_quotes_are_errors() {
+        assert!(matches!(split("SELECT 'abc"), Err(SqlError::Unterminated("string", 7))));
+        assert!(matches!(split("SELECT $$ abc"), Err(SqlError::Unterminated("$$ block", 7))));
+        assert!(matches!(split("SELECT /* x"), Err(SqlError::Unterminated("comment", 7))));
+    }
+
+    #[test]
+    fn statement_text_and_verb() {
+        let statements = split("create table t (a int);\n insert into t values (1)").unwrap();
+        assert_eq!(statements[0].text, "create table t (a int)");
+        assert_eq!(statements[0].verb, "CREATE TABLE");
+        assert_eq!(statements[1].text, "insert into t values (1)");
+        assert!(!statements[1].is_read_only());
+        assert_eq!(statements[1].refusal(), "INSERT is not a read");
+        assert_eq!(kinds("use role r"), vec![Kind::Use]);
+        assert!(split("USE ROLE r").unwrap()[0].may_change_context());
+    }
+}
