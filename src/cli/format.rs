@@ -158,6 +158,3 @@ fn csv(response: &QueryResponse) -> String {
     }
     String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
 }
-
-#[cfg(test)]
-mod tests;

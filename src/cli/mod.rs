@@ -6,6 +6,7 @@
 
 pub mod commands;
 pub mod format;
+pub mod install;
 pub mod query;
 pub mod serve;
 
@@ -77,6 +78,16 @@ pub enum Command {
     },
     /// Print the Prometheus metrics the daemon exposes at /metrics
     Metrics,
+    /// Write and enable the user service (systemd socket + service, or a launchd agent)
+    Install(install::InstallArgs),
+    /// Stop, disable and remove exactly what `install` created
+    Uninstall,
+    /// Show the daemon's logs (journalctl on Linux, `log show` / the log file on macOS)
+    Logs {
+        /// Keep following new lines
+        #[arg(short, long)]
+        follow: bool,
+    },
     /// Print shell completions
     Completions {
         /// The shell
@@ -122,6 +133,9 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Config { check } => commands::config(check),
+        Command::Install(args) => install::install(args),
+        Command::Uninstall => install::uninstall(),
+        Command::Logs { follow } => install::logs(follow),
         command => {
             crate::logging::init_client();
             let client = Client::new(cli.socket, Some(cli.session));
@@ -149,7 +163,12 @@ async fn run_client(client: Client, command: Command) -> ExitCode {
         Command::Cancel { query_id } => commands::cancel(&client, &query_id).await,
         Command::Stop => commands::stop(&client).await,
         Command::Metrics => commands::metrics(&client).await,
-        Command::Serve(_) | Command::Completions { .. } | Command::Config { .. } => unreachable!("handled before the runtime starts"),
+        Command::Serve(_)
+        | Command::Completions { .. }
+        | Command::Config { .. }
+        | Command::Install(_)
+        | Command::Uninstall
+        | Command::Logs { .. } => unreachable!("handled before the runtime starts"),
     };
     match result {
         Ok(code) => code,

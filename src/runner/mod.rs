@@ -244,8 +244,18 @@ impl Runner {
                         Kind::Commit | Kind::Rollback => lease.unpin(),
                         _ => {}
                     }
-                    if statement.may_change_context() {
-                        self.read_back(token, lease).await?;
+                    if statement.may_change_context()
+                        && let Err(e) = self.read_back(token, lease).await
+                    {
+                        // The statement ran; only learning its effect on the context failed.
+                        lease.discard();
+                        if statement.kind == Kind::Use {
+                            return Err(RunError::Unreachable(format!(
+                                "{} ran, but the session's context could not be read back ({e}); run it again",
+                                statement.verb
+                            )));
+                        }
+                        tracing::warn!(token, error = %e, "statement ran but the context could not be read back; keeping the previous context");
                     }
                     return Ok(output);
                 }

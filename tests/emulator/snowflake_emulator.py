@@ -50,6 +50,7 @@ log = logging.getLogger("snowflake_emulator")
 SESSION_EXPIRED_CODE = "390112"
 SESSION_EXPIRED_MESSAGE = "Your session has expired. Please login again."
 SESSION_GONE_CODE = "390104"
+MASTER_TOKEN_EXPIRED_CODE = "390114"
 CANCELLED_CODE = "000604"
 CANCELLED_MESSAGE = "SQL execution canceled"
 CANCELLED_SQL_STATE = "57014"
@@ -467,11 +468,13 @@ class Emulator:
         return state.role if state and state.role else "PUBLIC"
 
     def _check_session(self, request: Request) -> tuple[str | None, JSONResponse | None]:
+        """The request's session token, and the expired-session answer if it was expired.
+
+        Missing or unknown tokens pass: fakesnow answers them itself (401, 390103/390104).
+        """
         token = _token_of(request)
         if token is not None and token in self.expired:
             return token, self.expired_response()
-        if token is None or token not in fs_server.sessions:
-            return token, None  # let fakesnow answer 390103/390104 as it does
         return token, None
 
     # ---- cancellation ----------------------------------------------------------------------
@@ -624,6 +627,11 @@ class Emulator:
         try:
             # not cancellable from here: DuckDB work in fakesnow's thread pool cannot be stopped
             response = await fs_server.query_request(fs_request)
+        except Exception as e:
+            # a fakesnow bug outside its own error handling; still answer as a SQL error with a
+            # query id so the client reports it rather than a broken connection
+            log.exception("fakesnow failed on %r", sql)
+            return self.error_response(UNSUPPORTED_CODE, f"Emulator error: {type(e).__name__}: {e}", "XX000", run.query_id)
         finally:
             state.lock.release()
 
@@ -712,8 +720,9 @@ class Emulator:
         """Session renewal. fakesnow has none (404) and issues no master tokens.
 
         A still-valid session "renews" to itself. An expired one cannot be renewed: the answer
-        is the session-expired error, which the Python connector then raises as such (with a
-        404 here it would raise an HTTP error instead) and the client must log in again.
+        is Snowflake's expired-master-token error (390114), after which clients log in again.
+        (Not 390112: the Python connector answers that by renewing again, forever; and with a
+        404 it would raise an HTTP error instead of an authentication one.)
         """
         try:
             body = json.loads(await request.body() or b"{}")
@@ -730,7 +739,13 @@ class Emulator:
                 }
             )
         return JSONResponse(
-            {"data": None, "code": SESSION_EXPIRED_CODE, "message": SESSION_EXPIRED_MESSAGE, "success": False, "headers": None}
+            {
+                "data": None,
+                "code": MASTER_TOKEN_EXPIRED_CODE,
+                "message": "Master token has expired. Please login again.",
+                "success": False,
+                "headers": None,
+            }
         )
 
     async def expire_sessions(self, request: Request) -> Response:

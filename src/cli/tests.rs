@@ -1,1 +1,0 @@
-//! Golden-output tests for every format.
