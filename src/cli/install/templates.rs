@@ -1,0 +1,290 @@
+//! The init-system files `snowflaked install` writes, rendered from the templates in
+//! `packaging/` (embedded at build time, so an installed binary needs no source tree).
+//!
+//! Pure: rendering replaces the placeholders with values escaped for the file's syntax and
+//! puts a marker line on top, by which `uninstall` later recognises the files as its own. It
+//! never touches the disk; validation errors name the value that cannot be written.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// `packaging/systemd/snowflaked.socket`.
+pub const SOCKET_TEMPLATE: &str = include_str!("../../../packaging/systemd/snowflaked.socket");
+/// `packaging/systemd/snowflaked-tcp.socket`.
+pub const TCP_SOCKET_TEMPLATE: &str =
+    include_str!("../../../packaging/systemd/snowflaked-tcp.socket");
+/// `packaging/systemd/snowflaked.service`.
+pub const SERVICE_TEMPLATE: &str = include_str!("../../../packaging/systemd/snowflaked.service");
+/// `packaging/launchd/com.snowflaked.agent.plist`.
+pub const PLIST_TEMPLATE: &str =
+    include_str!("../../../packaging/launchd/com.snowflaked.agent.plist");
+
+/// Replaced by the binary's absolute path in every template.
+pub const BIN_PLACEHOLDER: &str = "@SNOWFLAKED_BIN@";
+/// Replaced by the user's home in the plist: launchd expands neither `~` nor variables.
+pub const HOME_PLACEHOLDER: &str = "@HOME@";
+
+/// The phrase on top of every file `install` writes. A file without it was not written by
+/// `install` (or was replaced by the user), so neither `install` nor `uninstall` touches it
+/// without being told to.
+pub const MARKER: &str = "Written by `snowflaked install`";
+
+/// `sun_path` holds 104 bytes on macOS, including the terminating NUL.
+const MACOS_SUN_PATH_MAX: usize = 103;
+
+/// A value that cannot be written into a file safely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenderError {
+    /// Unit files and plists are UTF-8 text.
+    NotUtf8(PathBuf),
+    /// Init systems need absolute paths: they run with another working directory.
+    NotAbsolute(PathBuf),
+    /// A newline or other control character would end the line or the XML text early.
+    ControlCharacter(PathBuf),
+    /// `--` cannot appear inside an XML comment, and the plist's comments name the paths.
+    DoubleHyphen(PathBuf),
+    /// The launchd socket path would not fit in `sun_path`.
+    SocketPathTooLong(PathBuf),
+}
+
+impl fmt::Display for RenderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RenderError::NotUtf8(p) => write!(f, "{} is not valid UTF-8", p.display()),
+            RenderError::NotAbsolute(p) => write!(f, "{} is not an absolute path", p.display()),
+            RenderError::ControlCharacter(p) => {
+                write!(f, "{:?} contains a control character", p.display().to_string())
+            }
+            RenderError::DoubleHyphen(p) => write!(
+                f,
+                "{} contains \"--\", which the launchd plist cannot hold in its comments",
+                p.display()
+            ),
+            RenderError::SocketPathTooLong(p) => write!(
+                f,
+                "the socket path {} is longer than the {MACOS_SUN_PATH_MAX} bytes a Unix socket \
+                 address holds on macOS",
+                p.display()
+            ),
+        }
+    }
+}
+
+/// Renders one systemd unit: the marker on top and `@SNOWFLAKED_BIN@` replaced by `binary`,
+/// escaped for `ExecStart=`.
+pub fn render_unit(template: &str, unit: &str, binary: &Path) -> Result<String, RenderError> {
+    let exec = systemd_exec_path(binary)?;
+    let header = format!(
+        "# {MARKER} from packaging/systemd/{unit}; `snowflaked uninstall` removes it.\n\
+         # Running install again overwrites changes made here: put your own settings in a\n\
+         # drop-in with `systemctl --user edit {unit}` instead.\n"
+    );
+    Ok(with_final_newline(header + &template.replace(BIN_PLACEHOLDER, &exec)))
+}
+
+/// Renders the launchd agent: the marker after the XML declaration (which must come first),
+/// `@SNOWFLAKED_BIN@` and `@HOME@` replaced by XML-escaped paths.
+pub fn render_plist(template: &str, binary: &Path, home: &Path) -> Result<String, RenderError> {
+    let binary_text = plist_path(binary)?;
+    let home_text = plist_path(home)?;
+    let socket = home.join("Library/Caches/snowflaked/api.sock");
+    if socket.as_os_str().len() > MACOS_SUN_PATH_MAX {
+        return Err(RenderError::SocketPathTooLong(socket));
+    }
+    let body = template
+        .replace(BIN_PLACEHOLDER, &binary_text)
+        .replace(HOME_PLACEHOLDER, &home_text);
+    let header = format!(
+        "<!-- {MARKER}; `snowflaked uninstall` removes it. Running install again overwrites \
+         changes made here. -->\n"
+    );
+    let rendered = match body.split_once('\n') {
+        Some((declaration, rest)) if declaration.starts_with("<?xml") => {
+            format!("{declaration}\n{header}{rest}")
+        }
+        _ => header + &body,
+    };
+    Ok(with_final_newline(rendered))
+}
+
+/// Whether a file's content carries the marker `install` writes.
+pub fn has_marker(content: &str) -> bool {
+    content.contains(MARKER)
+}
+
+/// `path` as one `ExecStart=` word: `%` and `$` doubled (systemd expands specifiers and
+/// variables there), and double quotes with C escapes around anything containing whitespace,
+/// quotes or backslashes, which would otherwise split or change the word.
+pub fn systemd_exec_path(path: &Path) -> Result<String, RenderError> {
+    let text = checked_text(path)?;
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '%' => escaped.push_str("%%"),
+            '$' => escaped.push_str("$$"),
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            c => escaped.push(c),
+        }
+    }
+    let needs_quotes = text
+        .chars()
+        .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'));
+    Ok(if needs_quotes {
+        format!("\"{escaped}\"")
+    } else {
+        escaped
+    })
+}
+
+/// `path` as XML text for the plist.
+fn plist_path(path: &Path) -> Result<String, RenderError> {
+    let text = checked_text(path)?;
+    if text.contains("--") {
+        return Err(RenderError::DoubleHyphen(path.to_path_buf()));
+    }
+    Ok(xml_text(text))
+}
+
+/// Escapes the characters that would end or change XML character data.
+pub fn xml_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The path as text, if it can be written into a file at all.
+fn checked_text(path: &Path) -> Result<&str, RenderError> {
+    let text = path
+        .to_str()
+        .ok_or_else(|| RenderError::NotUtf8(path.to_path_buf()))?;
+    if !path.is_absolute() {
+        return Err(RenderError::NotAbsolute(path.to_path_buf()));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(RenderError::ControlCharacter(path.to_path_buf()));
+    }
+    Ok(text)
+}
+
+fn with_final_newline(mut text: String) -> String {
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unit_gets_the_marker_and_the_binary_path_and_keeps_its_settings() {
+        let unit = render_unit(
+            SERVICE_TEMPLATE,
+            "snowflaked.service",
+            Path::new("/home/ann/.cargo/bin/snowflaked"),
+        )
+        .unwrap();
+        assert!(unit.starts_with("# Written by `snowflaked install` from packaging/systemd/"));
+        assert!(has_marker(&unit));
+        assert!(!unit.contains(BIN_PLACEHOLDER));
+        assert!(
+            unit.lines()
+                .any(|l| l == "ExecStart=/home/ann/.cargo/bin/snowflaked serve")
+        );
+        // Below the three header lines, the template is kept exactly as written.
+        let body = unit.splitn(4, '\n').nth(3).unwrap();
+        assert_eq!(
+            body,
+            SERVICE_TEMPLATE.replace(BIN_PLACEHOLDER, "/home/ann/.cargo/bin/snowflaked")
+        );
+    }
+
+    #[test]
+    fn every_systemd_template_has_the_placeholder_only_where_expected() {
+        assert!(SERVICE_TEMPLATE.contains("ExecStart=@SNOWFLAKED_BIN@ serve"));
+        for template in [SOCKET_TEMPLATE, TCP_SOCKET_TEMPLATE] {
+            let rendered = render_unit(template, "x.socket", Path::new("/b/snowflaked")).unwrap();
+            assert!(!rendered.contains(BIN_PLACEHOLDER));
+            assert!(!has_marker(template), "a template must not look installed");
+        }
+    }
+
+    #[test]
+    fn exec_paths_are_escaped_for_systemd() {
+        let escape = |p: &str| systemd_exec_path(Path::new(p)).unwrap();
+        assert_eq!(escape("/usr/bin/snowflaked"), "/usr/bin/snowflaked");
+        assert_eq!(escape("/opt/my apps/snowflaked"), "\"/opt/my apps/snowflaked\"");
+        assert_eq!(escape("/opt/100%/snowflaked"), "/opt/100%%/snowflaked");
+        assert_eq!(escape("/opt/$HOME/snowflaked"), "/opt/$$HOME/snowflaked");
+        assert_eq!(escape("/opt/a\"b/snowflaked"), "\"/opt/a\\\"b/snowflaked\"");
+        assert_eq!(escape("/opt/it's/snowflaked"), "\"/opt/it's/snowflaked\"");
+        assert_eq!(escape("/opt/a\\b/snowflaked"), "\"/opt/a\\\\b/snowflaked\"");
+    }
+
+    #[test]
+    fn unwritable_paths_are_refused() {
+        assert_eq!(
+            systemd_exec_path(Path::new("snowflaked")),
+            Err(RenderError::NotAbsolute(PathBuf::from("snowflaked")))
+        );
+        assert!(matches!(
+            systemd_exec_path(Path::new("/opt/a\nb")),
+            Err(RenderError::ControlCharacter(_))
+        ));
+        use std::os::unix::ffi::OsStrExt;
+        let not_utf8 = Path::new(std::ffi::OsStr::from_bytes(b"/opt/\xff/snowflaked"));
+        assert!(matches!(
+            systemd_exec_path(not_utf8),
+            Err(RenderError::NotUtf8(_))
+        ));
+    }
+
+    #[test]
+    fn the_plist_gets_the_marker_after_the_declaration_and_escaped_paths() {
+        let plist = render_plist(
+            PLIST_TEMPLATE,
+            Path::new("/Users/a&b/bin/snowflaked"),
+            Path::new("/Users/a&b"),
+        )
+        .unwrap();
+        let mut lines = plist.lines();
+        assert!(lines.next().unwrap().starts_with("<?xml"));
+        assert!(has_marker(lines.next().unwrap()));
+        assert!(!plist.contains(BIN_PLACEHOLDER) && !plist.contains(HOME_PLACEHOLDER));
+        assert!(plist.contains("<string>/Users/a&amp;b/bin/snowflaked</string>"));
+        assert!(plist.contains("<string>/Users/a&amp;b/Library/Caches/snowflaked/api.sock</string>"));
+        assert!(plist.contains("<string>/Users/a&amp;b/Library/Logs/snowflaked/snowflaked.log</string>"));
+        assert!(!has_marker(PLIST_TEMPLATE));
+    }
+
+    #[test]
+    fn plist_values_that_would_break_it_are_refused() {
+        let bin = Path::new("/usr/local/bin/snowflaked");
+        assert!(matches!(
+            render_plist(PLIST_TEMPLATE, Path::new("/opt/a--b/snowflaked"), Path::new("/Users/ann")),
+            Err(RenderError::DoubleHyphen(_))
+        ));
+        let long_home = PathBuf::from(format!("/Users/{}", "x".repeat(70)));
+        assert!(matches!(
+            render_plist(PLIST_TEMPLATE, bin, &long_home),
+            Err(RenderError::SocketPathTooLong(_))
+        ));
+        // 68 characters of home is the documented limit (packaging/README.md).
+        let fitting_home = PathBuf::from(format!("/Users/{}", "x".repeat(68 - 7)));
+        assert!(render_plist(PLIST_TEMPLATE, bin, &fitting_home).is_ok());
+    }
+
+    #[test]
+    fn xml_text_escapes_markup() {
+        assert_eq!(xml_text("a<b>&c"), "a&lt;b&gt;&amp;c");
+    }
+}
