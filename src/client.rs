@@ -28,9 +28,16 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach snowflaked at {socket}: {cause}\n{advice}")]
-    Unreachable { socket: String, cause: String, advice: String },
+    Unreachable {
+        socket: String,
+        cause: String,
+        advice: String,
+    },
     #[error("{}", .error.message)]
-    Api { status: u16, error: ErrorDetail },
+    Api {
+        status: u16,
+        error: Box<ErrorDetail>,
+    },
     #[error("unexpected answer from snowflaked: {0}")]
     Protocol(String),
 }
@@ -72,13 +79,23 @@ impl Client {
     }
 
     /// `GET`/`DELETE` without a body.
-    pub async fn get<T: DeserializeOwned>(&self, method: Method, path: &str) -> Result<T, ClientError> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<T, ClientError> {
         let bytes = self.send(method, path, None, None).await?;
         decode(&bytes)
     }
 
     /// A call with a JSON body.
-    pub async fn call<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: &B, request_id: Option<&str>) -> Result<T, ClientError> {
+    pub async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        request_id: Option<&str>,
+    ) -> Result<T, ClientError> {
         let body = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let bytes = self.send(method, path, Some(body), request_id).await?;
         decode(&bytes)
@@ -90,7 +107,13 @@ impl Client {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>, request_id: Option<&str>) -> Result<Bytes, ClientError> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        request_id: Option<&str>,
+    ) -> Result<Bytes, ClientError> {
         let stream = self.connect().await?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -110,7 +133,10 @@ impl Client {
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let response = sender.send_request(request).await.map_err(|e| self.unreachable(format!("the daemon closed the connection: {e}")))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| self.unreachable(format!("the daemon closed the connection: {e}")))?;
         let status = response.status();
         let bytes = response
             .into_body()
@@ -128,12 +154,20 @@ impl Client {
     async fn connect(&self) -> Result<UnixStream, ClientError> {
         match UnixStream::connect(&self.socket).await {
             Ok(stream) => Ok(stream),
-            Err(e) if self.self_start && matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused) => {
+            Err(e)
+                if self.self_start
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                    ) =>
+            {
                 if let Some(manager) = init_system_owner(&self.socket) {
                     return Err(self.unreachable_with(e.to_string(), manager));
                 }
                 self.start_daemon().await?;
-                UnixStream::connect(&self.socket).await.map_err(|e| self.unreachable(e.to_string()))
+                UnixStream::connect(&self.socket)
+                    .await
+                    .map_err(|e| self.unreachable(e.to_string()))
             }
             Err(e) => Err(self.unreachable(e.to_string())),
         }
@@ -160,11 +194,16 @@ impl Client {
 
     /// Starts `snowflaked serve` detached, under a lock, and waits for its READY=1.
     async fn start_daemon(&self) -> Result<(), ClientError> {
-        let dir = self.socket.parent().unwrap_or(Path::new("/tmp")).to_path_buf();
+        let dir = self
+            .socket
+            .parent()
+            .unwrap_or(Path::new("/tmp"))
+            .to_path_buf();
         let lock_path = dir.join("start.lock");
         let socket = self.socket.clone();
         let fail = |cause: String| self.unreachable(cause);
-        std::fs::create_dir_all(&dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
         let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -182,11 +221,16 @@ impl Client {
         }
         let notify_path = dir.join(format!("start-{}.notify", std::process::id()));
         let _ = std::fs::remove_file(&notify_path);
-        let notify = tokio::net::UnixDatagram::bind(&notify_path).map_err(|e| fail(format!("cannot create the startup handshake socket: {e}")))?;
+        let notify = tokio::net::UnixDatagram::bind(&notify_path)
+            .map_err(|e| fail(format!("cannot create the startup handshake socket: {e}")))?;
         let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
         let log_dir = paths::state_dir(&ProcessEnv);
         let _ = std::fs::create_dir_all(&log_dir);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log_dir.join("daemon.log")).ok();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_dir.join("daemon.log"))
+            .ok();
         let mut command = tokio::process::Command::new(exe);
         command
             .arg("serve")
@@ -203,12 +247,17 @@ impl Client {
             // Its own process group: the terminal's Ctrl-C must not reach the daemon.
             .process_group(0)
             .kill_on_drop(false);
-        let mut child = command.spawn().map_err(|e| fail(format!("cannot start the daemon: {e}")))?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| fail(format!("cannot start the daemon: {e}")))?;
         let ready = async {
             let mut buffer = [0u8; 4096];
             loop {
                 let n = notify.recv(&mut buffer).await?;
-                if String::from_utf8_lossy(&buffer[..n]).lines().any(|l| l == "READY=1") {
+                if String::from_utf8_lossy(&buffer[..n])
+                    .lines()
+                    .any(|l| l == "READY=1")
+                {
                     return Ok::<(), io::Error>(());
                 }
             }
@@ -228,7 +277,10 @@ impl Client {
         match outcome {
             Ok(Ok(())) => Ok(()),
             Ok(Err(cause)) => Err(fail(cause)),
-            Err(_) => Err(fail(format!("the daemon did not become ready within {}s", START_TIMEOUT.as_secs()))),
+            Err(_) => Err(fail(format!(
+                "the daemon did not become ready within {}s",
+                START_TIMEOUT.as_secs()
+            ))),
         }
     }
 }
@@ -239,26 +291,38 @@ fn init_system_owner(socket: &Path) -> Option<String> {
         return None;
     }
     let home = PathBuf::from(std::env::var_os("HOME")?);
-    let config = std::env::var_os("XDG_CONFIG_HOME").map_or_else(|| home.join(".config"), PathBuf::from);
+    let config =
+        std::env::var_os("XDG_CONFIG_HOME").map_or_else(|| home.join(".config"), PathBuf::from);
     if config.join("systemd/user/snowflaked.socket").exists() {
         return Some("the systemd user socket owns it: run `systemctl --user start snowflaked.socket` (and see `journalctl --user -u snowflaked`)".into());
     }
-    if home.join("Library/LaunchAgents/com.snowflaked.agent.plist").exists() {
+    if home
+        .join("Library/LaunchAgents/com.snowflaked.agent.plist")
+        .exists()
+    {
         return Some("the launchd agent owns it: run `launchctl kickstart gui/$(id -u)/com.snowflaked.agent`".into());
     }
     None
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
-    serde_json::from_slice(bytes).map_err(|e| ClientError::Protocol(format!("{e}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(200)]))))
+    serde_json::from_slice(bytes).map_err(|e| {
+        ClientError::Protocol(format!(
+            "{e}: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        ))
+    })
 }
 
 fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
     match serde_json::from_slice::<api::ErrorBody>(bytes) {
         Ok(body) => ClientError::Api {
             status: status.as_u16(),
-            error: body.error,
+            error: Box::new(body.error),
         },
-        Err(_) => ClientError::Protocol(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(200)]))),
+        Err(_) => ClientError::Protocol(format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        )),
     }
 }

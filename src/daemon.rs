@@ -48,7 +48,10 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
     } = options;
     let notifier = Notifier::from_env();
     let backend = backend.unwrap_or_else(|| configured_backend(&settings));
-    let state_dir = settings.state_dir.clone().unwrap_or_else(|| paths::state_dir(&paths::ProcessEnv));
+    let state_dir = settings
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| paths::state_dir(&paths::ProcessEnv));
     let registry = match Registry::open(Store::new(&state_dir), settings.tokens.ttl) {
         Ok(registry) => registry,
         Err(e) => {
@@ -59,7 +62,12 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
     let registry = Arc::new(registry);
     let pool = Pool::new(backend, settings.pool.clone());
     let metrics = Arc::new(Metrics::default());
-    let runner = Arc::new(Runner::new(pool.clone(), registry.clone(), metrics.clone(), settings.query.clone()));
+    let runner = Arc::new(Runner::new(
+        pool.clone(),
+        registry.clone(),
+        metrics.clone(),
+        settings.query.clone(),
+    ));
 
     let listener_names = listeners.describe();
     let Listeners {
@@ -99,8 +107,16 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
 
     let background = CancellationToken::new();
     let tracker = TaskTracker::new();
-    tokio::spawn(monitor::run(pool.clone(), settings.tokens.transaction_idle_timeout, background.child_token()));
-    tokio::spawn(status_loop(state.clone(), notifier, background.child_token()));
+    tokio::spawn(monitor::run(
+        pool.clone(),
+        settings.tokens.transaction_idle_timeout,
+        background.child_token(),
+    ));
+    tokio::spawn(status_loop(
+        state.clone(),
+        notifier,
+        background.child_token(),
+    ));
     // Log in ahead of the first statement; a failure here is only logged.
     pool.warm();
 
@@ -112,7 +128,14 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
         connection = %pool.describe(),
         "snowflaked ready"
     );
-    notifier.ready(&status_line(state.activity.idle_left(settings.idle_timeout), settings.idle_timeout, 0, 0, 0, settings.pool.max_size));
+    notifier.ready(&status_line(
+        state.activity.idle_left(settings.idle_timeout),
+        settings.idle_timeout,
+        0,
+        0,
+        0,
+        settings.pool.max_size,
+    ));
 
     let cause = tokio::select! {
         cause = server::accept_loop(state.clone(), unix, tcp, tracker.clone(), shutdown_requested.clone()) => cause,
@@ -122,7 +145,10 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
     tracing::info!(cause = %cause, in_flight = state.activity.open(), "stopping");
     notifier.stopping(&format!("stopping: {cause}"));
     tracker.close();
-    if tokio::time::timeout(settings.drain_timeout, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(settings.drain_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             abandoned = state.activity.open(),
             drain_timeout = %crate::config::duration::format(settings.drain_timeout),
@@ -145,7 +171,10 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
 fn configured_backend(settings: &DaemonSettings) -> Arc<dyn Backend> {
     let built = sources::load_connection(&paths::ProcessEnv)
         .map_err(|e| e.to_string())
-        .and_then(|connection| ConnectorBackend::new(&connection, settings.pool.login_timeout).map_err(|e| e.to_string()));
+        .and_then(|connection| {
+            ConnectorBackend::new(&connection, settings.pool.login_timeout)
+                .map_err(|e| e.to_string())
+        });
     match built {
         Ok(backend) => Arc::new(backend),
         Err(message) => {
@@ -173,7 +202,10 @@ impl Backend for Misconfigured {
 
 async fn termination_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {
@@ -185,7 +217,9 @@ async fn termination_signal() -> &'static str {
 /// Keeps `systemctl status` current and feeds the watchdog.
 async fn status_loop(state: Arc<AppState>, notifier: Notifier, stop: CancellationToken) {
     let watchdog = notifier.watchdog_interval();
-    let every = watchdog.map_or(Duration::from_secs(5), |w| (w / 2).min(Duration::from_secs(5)));
+    let every = watchdog.map_or(Duration::from_secs(5), |w| {
+        (w / 2).min(Duration::from_secs(5))
+    });
     let mut interval = tokio::time::interval(every);
     loop {
         tokio::select! {
@@ -193,7 +227,10 @@ async fn status_loop(state: Arc<AppState>, notifier: Notifier, stop: Cancellatio
             _ = interval.tick() => {}
         }
         let pool = state.runner.pool().stats();
-        let served = state.metrics.queries_served.load(std::sync::atomic::Ordering::Relaxed);
+        let served = state
+            .metrics
+            .queries_served
+            .load(std::sync::atomic::Ordering::Relaxed);
         notifier.status(&status_line(
             state.activity.idle_left(state.idle_timeout),
             state.idle_timeout,
@@ -207,7 +244,10 @@ async fn status_loop(state: Arc<AppState>, notifier: Notifier, stop: Cancellatio
         }
         let expired = state.runner.registry().expire_unused();
         if !expired.is_empty() {
-            tracing::info!(count = expired.len(), "forgot tokens unused past tokens.ttl");
+            tracing::info!(
+                count = expired.len(),
+                "forgot tokens unused past tokens.ttl"
+            );
         }
     }
 }
@@ -215,9 +255,15 @@ async fn status_loop(state: Arc<AppState>, notifier: Notifier, stop: Cancellatio
 /// The listeners for `serve` when none were inherited: the configured (or default) Unix
 /// socket, and TCP if configured.
 pub fn bind_own(settings: &DaemonSettings, activation: Activation) -> std::io::Result<Listeners> {
-    let path = settings.socket.clone().unwrap_or_else(|| paths::default_socket(&paths::ProcessEnv));
+    let path = settings
+        .socket
+        .clone()
+        .unwrap_or_else(|| paths::default_socket(&paths::ProcessEnv));
     let unix = crate::activation::bind::bind_unix(&path)?;
-    let tcp = settings.tcp.map(crate::activation::bind::bind_tcp).transpose()?;
+    let tcp = settings
+        .tcp
+        .map(crate::activation::bind::bind_tcp)
+        .transpose()?;
     Ok(Listeners {
         unix: Some((unix, path.display().to_string())),
         tcp,

@@ -45,7 +45,12 @@ impl Activity {
         if self.open() > 0 {
             return None;
         }
-        Some(self.last_closed.lock().unwrap_or_else(|e| e.into_inner()).elapsed())
+        Some(
+            self.last_closed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .elapsed(),
+        )
     }
 
     /// Time left before an idle exit; `None` when something is open or `timeout` is zero.
@@ -141,18 +146,28 @@ impl Notifier {
     /// The watchdog interval the service manager asked for, if any.
     pub fn watchdog_interval(&self) -> Option<Duration> {
         let mut usec = 0u64;
-        (self.enabled && sd_notify::watchdog_enabled(false, &mut usec)).then(|| Duration::from_micros(usec))
+        (self.enabled && sd_notify::watchdog_enabled(false, &mut usec))
+            .then(|| Duration::from_micros(usec))
     }
 }
 
 /// A short human line for `systemctl status`: `idle 4m12s left · 3 queries · 1/4 sessions`.
-pub fn status_line(idle_left: Option<Duration>, idle_timeout: Duration, queries: u64, sessions_in_use: usize, sessions_total: usize, max: usize) -> String {
+pub fn status_line(
+    idle_left: Option<Duration>,
+    idle_timeout: Duration,
+    queries: u64,
+    sessions_in_use: usize,
+    sessions_total: usize,
+    max: usize,
+) -> String {
     let idle = match (idle_left, idle_timeout.is_zero()) {
         (_, true) => "no idle exit".to_string(),
         (Some(left), false) => format!("idle, exits in {}", crate::config::duration::format(left)),
         (None, false) => "busy".to_string(),
     };
-    format!("{idle} · {queries} queries served · sessions {sessions_in_use} busy / {sessions_total} open / {max} max")
+    format!(
+        "{idle} · {queries} queries served · sessions {sessions_in_use} busy / {sessions_total} open / {max} max"
+    )
 }
 
 #[cfg(test)]
@@ -171,7 +186,10 @@ mod tests {
         };
         tokio::time::advance(Duration::from_secs(120)).await;
         tokio::task::yield_now().await;
-        assert!(!waiter.is_finished(), "an open connection keeps the daemon alive");
+        assert!(
+            !waiter.is_finished(),
+            "an open connection keeps the daemon alive"
+        );
         drop(guard);
         tokio::time::advance(Duration::from_secs(59)).await;
         tokio::task::yield_now().await;
@@ -182,7 +200,17 @@ mod tests {
 
     #[test]
     fn status_line_reads_well() {
-        let line = status_line(Some(Duration::from_secs(252)), Duration::from_secs(1800), 3, 1, 2, 4);
-        assert_eq!(line, "idle, exits in 4m 12s · 3 queries served · sessions 1 busy / 2 open / 4 max");
+        let line = status_line(
+            Some(Duration::from_secs(252)),
+            Duration::from_secs(1800),
+            3,
+            1,
+            2,
+            4,
+        );
+        assert_eq!(
+            line,
+            "idle, exits in 4m 12s · 3 queries served · sessions 1 busy / 2 open / 4 max"
+        );
     }
 }

@@ -14,7 +14,10 @@ pub fn init(level: &str, prefer_journal: bool) {
     if prefer_journal {
         match tracing_journald::layer() {
             Ok(journal) => {
-                tracing_subscriber::registry().with(filter).with(journal.with_syslog_identifier("snowflaked".into())).init();
+                tracing_subscriber::registry()
+                    .with(filter)
+                    .with(journal.with_syslog_identifier("snowflaked".into()))
+                    .init();
                 return;
             }
             Err(e) => eprintln!("snowflaked: journald unavailable ({e}); logging to stderr"),
@@ -41,6 +44,10 @@ pub fn init_client() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
         .try_init();
 }

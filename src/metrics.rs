@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 /// The daemon's counters.
 #[derive(Default)]
@@ -51,7 +53,8 @@ impl Metrics {
             }
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.latency_sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -59,30 +62,122 @@ impl Metrics {
         let mut out = String::new();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(out, "# HELP snowflaked_{name} {help}\n# TYPE snowflaked_{name} {kind}\nsnowflaked_{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP snowflaked_{name} {help}\n# TYPE snowflaked_{name} {kind}\nsnowflaked_{name} {value}"
+            );
         };
-        metric("uptime_seconds", "gauge", "Seconds since the daemon started.", gauges.uptime_s.to_string());
-        metric("http_requests_total", "counter", "HTTP requests received.", load(&self.requests).to_string());
-        metric("queries_total", "counter", "Statement requests that succeeded.", load(&self.queries_served).to_string());
-        metric("queries_failed_total", "counter", "Statement requests that failed.", load(&self.queries_failed).to_string());
-        metric("queries_running", "gauge", "Statement requests in flight.", load(&self.queries_running).to_string());
-        metric("queries_cancelled_total", "counter", "Statements cancelled (client gone, timeout, cancel).", load(&self.cancelled).to_string());
-        metric("session_expiry_recoveries_total", "counter", "Expired Snowflake sessions replaced transparently.", load(&self.session_expiry_recoveries).to_string());
-        metric("sessions_idle", "gauge", "Logged-in sessions waiting for work.", gauges.sessions_idle.to_string());
-        metric("sessions_in_use", "gauge", "Sessions running a request.", gauges.sessions_in_use.to_string());
-        metric("sessions_logging_in", "gauge", "Logins in progress.", gauges.sessions_logging_in.to_string());
-        metric("sessions_max", "gauge", "Pool size bound.", gauges.sessions_max.to_string());
-        metric("logins_total", "counter", "Successful Snowflake logins.", gauges.logins.to_string());
-        metric("login_failures_total", "counter", "Failed Snowflake logins.", gauges.login_failures.to_string());
-        metric("tokens", "gauge", "Known client tokens.", gauges.tokens.to_string());
-        metric("open_transactions", "gauge", "Tokens holding an open transaction.", gauges.open_transactions.to_string());
-        let _ = writeln!(out, "# HELP snowflaked_query_duration_seconds Statement request latency.\n# TYPE snowflaked_query_duration_seconds histogram");
+        metric(
+            "uptime_seconds",
+            "gauge",
+            "Seconds since the daemon started.",
+            gauges.uptime_s.to_string(),
+        );
+        metric(
+            "http_requests_total",
+            "counter",
+            "HTTP requests received.",
+            load(&self.requests).to_string(),
+        );
+        metric(
+            "queries_total",
+            "counter",
+            "Statement requests that succeeded.",
+            load(&self.queries_served).to_string(),
+        );
+        metric(
+            "queries_failed_total",
+            "counter",
+            "Statement requests that failed.",
+            load(&self.queries_failed).to_string(),
+        );
+        metric(
+            "queries_running",
+            "gauge",
+            "Statement requests in flight.",
+            load(&self.queries_running).to_string(),
+        );
+        metric(
+            "queries_cancelled_total",
+            "counter",
+            "Statements cancelled (client gone, timeout, cancel).",
+            load(&self.cancelled).to_string(),
+        );
+        metric(
+            "session_expiry_recoveries_total",
+            "counter",
+            "Expired Snowflake sessions replaced transparently.",
+            load(&self.session_expiry_recoveries).to_string(),
+        );
+        metric(
+            "sessions_idle",
+            "gauge",
+            "Logged-in sessions waiting for work.",
+            gauges.sessions_idle.to_string(),
+        );
+        metric(
+            "sessions_in_use",
+            "gauge",
+            "Sessions running a request.",
+            gauges.sessions_in_use.to_string(),
+        );
+        metric(
+            "sessions_logging_in",
+            "gauge",
+            "Logins in progress.",
+            gauges.sessions_logging_in.to_string(),
+        );
+        metric(
+            "sessions_max",
+            "gauge",
+            "Pool size bound.",
+            gauges.sessions_max.to_string(),
+        );
+        metric(
+            "logins_total",
+            "counter",
+            "Successful Snowflake logins.",
+            gauges.logins.to_string(),
+        );
+        metric(
+            "login_failures_total",
+            "counter",
+            "Failed Snowflake logins.",
+            gauges.login_failures.to_string(),
+        );
+        metric(
+            "tokens",
+            "gauge",
+            "Known client tokens.",
+            gauges.tokens.to_string(),
+        );
+        metric(
+            "open_transactions",
+            "gauge",
+            "Tokens holding an open transaction.",
+            gauges.open_transactions.to_string(),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP snowflaked_query_duration_seconds Statement request latency.\n# TYPE snowflaked_query_duration_seconds histogram"
+        );
         for (bucket, bound) in self.latency_buckets.iter().zip(BUCKETS) {
-            let _ = writeln!(out, "snowflaked_query_duration_seconds_bucket{{le=\"{bound}\"}} {}", load(bucket));
+            let _ = writeln!(
+                out,
+                "snowflaked_query_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+                load(bucket)
+            );
         }
         let count = load(&self.latency_count);
-        let _ = writeln!(out, "snowflaked_query_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "snowflaked_query_duration_seconds_sum {}", load(&self.latency_sum_micros) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "snowflaked_query_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "snowflaked_query_duration_seconds_sum {}",
+            load(&self.latency_sum_micros) as f64 / 1e6
+        );
         let _ = writeln!(out, "snowflaked_query_duration_seconds_count {count}");
         out
     }

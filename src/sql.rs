@@ -51,7 +51,14 @@ impl Statement {
 
     /// Why `--read-only` refuses this statement.
     pub fn refusal(&self) -> String {
-        format!("{} is not a read", if self.verb.is_empty() { "this statement" } else { &self.verb })
+        format!(
+            "{} is not a read",
+            if self.verb.is_empty() {
+                "this statement"
+            } else {
+                &self.verb
+            }
+        )
     }
 }
 
@@ -139,7 +146,11 @@ fn lex(sql: &str) -> Result<Vec<(usize, Token)>, SqlError> {
                 tokens.push((start, Token::Semicolon));
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b'$') || bytes[i] >= 0x80) {
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric()
+                        || matches!(bytes[i], b'_' | b'$')
+                        || bytes[i] >= 0x80)
+                {
                     i += 1;
                 }
                 tokens.push((start, Token::Word(sql[start..i].to_ascii_uppercase())));
@@ -160,7 +171,10 @@ fn lex(sql: &str) -> Result<Vec<(usize, Token)>, SqlError> {
 }
 
 fn line_end(bytes: &[u8], from: usize) -> usize {
-    bytes[from..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| from + p + 1)
+    bytes[from..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |p| from + p + 1)
 }
 
 fn find(sql: &str, from: usize, needle: &str) -> Option<usize> {
@@ -171,7 +185,6 @@ fn find(sql: &str, from: usize, needle: &str) -> Option<usize> {
 pub fn split(sql: &str) -> Result<Vec<Statement>, SqlError> {
     let tokens = lex(sql)?;
     let mut statements = Vec::new();
-    let mut begin = 0;
     let mut current: Vec<Token> = Vec::new();
     let mut first_token_at: Option<usize> = None;
     for (offset, token) in tokens {
@@ -180,7 +193,6 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, SqlError> {
                 statements.push(build(&sql[start..offset], &current));
             }
             current.clear();
-            begin = offset + 1;
             continue;
         }
         first_token_at.get_or_insert(offset);
@@ -189,7 +201,6 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, SqlError> {
     if let Some(start) = first_token_at {
         statements.push(build(sql[start..].trim_end(), &current));
     }
-    let _ = begin;
     if statements.is_empty() {
         return Err(SqlError::Empty);
     }
@@ -227,15 +238,36 @@ fn classify(tokens: &[Token]) -> (Kind, String) {
     let first = word(tokens, i).unwrap_or("");
     let second = word(tokens, i + 1);
     let verb = match second {
-        Some(s) if matches!(first, "CREATE" | "DROP" | "ALTER" | "UNDROP" | "USE" | "START" | "SHOW" | "DESCRIBE" | "DESC") => format!("{first} {s}"),
+        Some(s)
+            if matches!(
+                first,
+                "CREATE"
+                    | "DROP"
+                    | "ALTER"
+                    | "UNDROP"
+                    | "USE"
+                    | "START"
+                    | "SHOW"
+                    | "DESCRIBE"
+                    | "DESC"
+            ) =>
+        {
+            format!("{first} {s}")
+        }
         _ => first.to_string(),
     };
     let kind = match first {
-        "SELECT" | "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN" | "LIST" | "LS" | "VALUES" => Kind::Read,
+        "SELECT" | "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN" | "LIST" | "LS" | "VALUES" => {
+            Kind::Read
+        }
         "USE" => Kind::Use,
         "START" if second == Some("TRANSACTION") => Kind::Begin,
         // `BEGIN` alone or `BEGIN TRANSACTION|WORK [NAME x]`; anything else is a scripting block.
-        "BEGIN" if tokens.len() == i + 1 || matches!(second, Some("TRANSACTION" | "WORK" | "NAME")) => Kind::Begin,
+        "BEGIN"
+            if tokens.len() == i + 1 || matches!(second, Some("TRANSACTION" | "WORK" | "NAME")) =>
+        {
+            Kind::Begin
+        }
         "COMMIT" => Kind::Commit,
         "ROLLBACK" => Kind::Rollback,
         "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "TRUNCATE" | "COPY" => Kind::Dml,
@@ -308,8 +340,14 @@ mod tests {
             ("show databases", &[Kind::Read]),
             ("DESC TABLE t", &[Kind::Read]),
             ("WITH a AS (SELECT 1) SELECT * FROM a", &[Kind::Read]),
-            ("WITH a (x) AS (SELECT 1), b AS (SELECT (2)) SELECT * FROM a, b", &[Kind::Read]),
-            ("WITH a AS (SELECT 1) INSERT INTO t SELECT * FROM a", &[Kind::Dml]),
+            (
+                "WITH a (x) AS (SELECT 1), b AS (SELECT (2)) SELECT * FROM a, b",
+                &[Kind::Read],
+            ),
+            (
+                "WITH a AS (SELECT 1) INSERT INTO t SELECT * FROM a",
+                &[Kind::Dml],
+            ),
             ("with recursive r as (select 1) delete from t", &[Kind::Dml]),
             ("-- DELETE FROM t\nSELECT 1", &[Kind::Read]),
             ("/* DROP TABLE t; */ SELECT 1", &[Kind::Read]),
@@ -346,9 +384,18 @@ mod tests {
 
     #[test]
     fn unterminated_quotes_are_errors() {
-        assert!(matches!(split("SELECT 'abc"), Err(SqlError::Unterminated("string", 7))));
-        assert!(matches!(split("SELECT $$ abc"), Err(SqlError::Unterminated("$$ block", 7))));
-        assert!(matches!(split("SELECT /* x"), Err(SqlError::Unterminated("comment", 7))));
+        assert!(matches!(
+            split("SELECT 'abc"),
+            Err(SqlError::Unterminated("string", 7))
+        ));
+        assert!(matches!(
+            split("SELECT $$ abc"),
+            Err(SqlError::Unterminated("$$ block", 7))
+        ));
+        assert!(matches!(
+            split("SELECT /* x"),
+            Err(SqlError::Unterminated("comment", 7))
+        ));
     }
 
     #[test]

@@ -13,7 +13,13 @@ use support::{Home, binary, emulator, http, json, stderr, stdout, unique_db};
 const WAIT: Duration = Duration::from_secs(60);
 
 fn activator(home: &Home, port: u16, args: &[&str]) -> Activator {
-    Activator::start(&home.socket(), &binary(), args, home.env(port), &home.path().join("daemon.log"))
+    Activator::start(
+        &home.socket(),
+        &binary(),
+        args,
+        home.env(port),
+        &home.path().join("daemon.log"),
+    )
 }
 
 fn daemon_log(home: &Home) -> String {
@@ -22,8 +28,14 @@ fn daemon_log(home: &Home) -> String {
 
 /// Creates a database with its PUBLIC schema (the emulator does not create it).
 fn create_db(home: &Home, port: u16, token: &str, name: &str) {
-    for sql in [format!("CREATE DATABASE {name}"), format!("CREATE SCHEMA {name}.PUBLIC")] {
-        let out = home.run(port, &["--session", token, "query", &sql, "--format", "json"]);
+    for sql in [
+        format!("CREATE DATABASE {name}"),
+        format!("CREATE SCHEMA {name}.PUBLIC"),
+    ] {
+        let out = home.run(
+            port,
+            &["--session", token, "query", &sql, "--format", "json"],
+        );
         assert!(out.status.success(), "{sql}: {}", stderr(&out));
     }
 }
@@ -40,7 +52,11 @@ fn a_query_round_trips_through_a_socket_activated_daemon() {
     assert_eq!(result["rows"][0][0], 1);
     assert_eq!(result["rows"][0][1], "snow");
     assert!(result["rows"][0][2].is_null());
-    assert_eq!(result["rows"][0][3].to_string(), "2.50", "decimals keep their scale exactly");
+    assert_eq!(
+        result["rows"][0][3].to_string(),
+        "2.50",
+        "decimals keep their scale exactly"
+    );
     assert_eq!(result["rows"][0][4], true);
     assert_eq!(result["row_count"], 1);
     assert_eq!(result["truncated"], false);
@@ -49,17 +65,35 @@ fn a_query_round_trips_through_a_socket_activated_daemon() {
 
     let table = home.run(emulator.port, &["query", "SELECT 'a|b' AS x"]);
     assert!(table.status.success());
-    assert!(stdout(&table).contains("a|b") && stdout(&table).contains("1 row"), "{}", stdout(&table));
+    assert!(
+        stdout(&table).contains("a|b") && stdout(&table).contains("1 row"),
+        "{}",
+        stdout(&table)
+    );
 
     let status = json(&home.run(emulator.port, &["status", "--json"]));
     assert_eq!(status["activation"], "systemd");
-    assert_eq!(status["pid"].as_u64().map(|p| p as u32), activator.running_pid());
+    assert_eq!(
+        status["pid"].as_u64().map(|p| p as u32),
+        activator.running_pid()
+    );
     assert!(status["queries"]["served"].as_u64().unwrap() >= 2);
-    for field in ["version", "uptime_s", "idle_timeout_s", "idle_left_s", "sessions", "tokens", "queries"] {
+    for field in [
+        "version",
+        "uptime_s",
+        "idle_timeout_s",
+        "idle_left_s",
+        "sessions",
+        "tokens",
+        "queries",
+    ] {
         assert!(status.get(field).is_some(), "status has {field}");
     }
     let notes = activator.notifications();
-    assert!(notes.iter().any(|n| n.lines().any(|l| l == "READY=1")), "READY=1 sent: {notes:?}");
+    assert!(
+        notes.iter().any(|n| n.lines().any(|l| l == "READY=1")),
+        "READY=1 sent: {notes:?}"
+    );
     assert_eq!(activator.starts(), 1, "one daemon served every command");
 }
 
@@ -68,16 +102,37 @@ fn idle_exit_signals_stopping_and_the_next_connection_reactivates() {
     let emulator = emulator::shared();
     let home = Home::new();
     let activator = activator(&home, emulator.port, &["--idle-timeout", "300ms"]);
-    assert!(home.run(emulator.port, &["query", "SELECT 1"]).status.success());
-    activator.wait_for("the first idle exit", WAIT, |events| events.iter().any(|e| matches!(e, Event::Exited(..))));
+    assert!(
+        home.run(emulator.port, &["query", "SELECT 1"])
+            .status
+            .success()
+    );
+    activator.wait_for("the first idle exit", WAIT, |events| {
+        events.iter().any(|e| matches!(e, Event::Exited(..)))
+    });
     let exits = activator.exits();
-    assert!(exits[0].success(), "an idle exit is a clean exit: {:?}", exits[0]);
+    assert!(
+        exits[0].success(),
+        "an idle exit is a clean exit: {:?}",
+        exits[0]
+    );
     let notes = activator.notifications();
-    let stopping = notes.iter().position(|n| n.contains("STOPPING=1")).expect("STOPPING=1 sent");
+    let stopping = notes
+        .iter()
+        .position(|n| n.contains("STOPPING=1"))
+        .expect("STOPPING=1 sent");
     let ready = notes.iter().position(|n| n.contains("READY=1")).unwrap();
     assert!(ready < stopping);
-    assert!(notes[stopping].contains("idle"), "the status says why: {}", notes[stopping]);
-    assert!(home.run(emulator.port, &["query", "SELECT 2"]).status.success());
+    assert!(
+        notes[stopping].contains("idle"),
+        "the status says why: {}",
+        notes[stopping]
+    );
+    assert!(
+        home.run(emulator.port, &["query", "SELECT 2"])
+            .status
+            .success()
+    );
     assert_eq!(activator.starts(), 2);
 }
 
@@ -92,17 +147,27 @@ fn no_request_is_lost_across_many_idle_exit_cycles() {
         if round % 2 == 1 {
             // Every other round starts cold: wait until the daemon has really gone.
             let exits_before = activator.exits().len();
-            activator.wait_for("an idle exit", WAIT, |events| events.iter().filter(|e| matches!(e, Event::Exited(..))).count() > exits_before || !events.iter().any(|e| matches!(e, Event::Started(_))));
+            activator.wait_for("an idle exit", WAIT, |events| {
+                events
+                    .iter()
+                    .filter(|e| matches!(e, Event::Exited(..)))
+                    .count()
+                    > exits_before
+                    || !events.iter().any(|e| matches!(e, Event::Started(_)))
+            });
         }
         // Ten clients at once, some of them arriving as the previous instance idles out.
         let children: Vec<_> = (0..10u64)
             .map(|i| {
                 let n = round * 10 + i;
-                home.command(emulator.port, &["query", &format!("SELECT {n} AS n"), "--format", "json"])
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
+                home.command(
+                    emulator.port,
+                    &["query", &format!("SELECT {n} AS n"), "--format", "json"],
+                )
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
             })
             .collect();
         for (i, child) in children.into_iter().enumerate() {
@@ -114,8 +179,16 @@ fn no_request_is_lost_across_many_idle_exit_cycles() {
     }
     assert_eq!(answered, 100);
     let starts = activator.starts();
-    assert!(starts >= 5, "the daemon went through several idle exits ({starts} starts)");
-    assert!(activator.exits().iter().all(|s| s.success()), "every exit was clean: {:?}\n{}", activator.exits(), daemon_log(&home));
+    assert!(
+        starts >= 5,
+        "the daemon went through several idle exits ({starts} starts)"
+    );
+    assert!(
+        activator.exits().iter().all(|s| s.success()),
+        "every exit was clean: {:?}\n{}",
+        activator.exits(),
+        daemon_log(&home)
+    );
 }
 
 #[test]
@@ -123,10 +196,17 @@ fn sigterm_lets_a_running_query_finish_then_exits_cleanly() {
     let emulator = emulator::shared();
     let home = Home::new();
     let activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
-    assert!(home.run(emulator.port, &["query", "SELECT 1"]).status.success());
+    assert!(
+        home.run(emulator.port, &["query", "SELECT 1"])
+            .status
+            .success()
+    );
     let pid = activator.running_pid().expect("daemon running");
     let slow = home
-        .command(emulator.port, &["query", "SELECT SYSTEM$WAIT(1.5) AS w", "--format", "json"])
+        .command(
+            emulator.port,
+            &["query", "SELECT SYSTEM$WAIT(1.5) AS w", "--format", "json"],
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -138,16 +218,29 @@ fn sigterm_lets_a_running_query_finish_then_exits_cleanly() {
         if status["queries"]["running"].as_u64() == Some(1) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the slow query never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow query never started"
+        );
     }
     // SAFETY: SIGTERM to the daemon this test's activator started.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let out = slow.wait_with_output().unwrap();
     let result = json(&out);
-    assert!(result["rows"][0][0].as_str().unwrap().contains("waited"), "{result}");
-    activator.wait_for("the daemon's exit", WAIT, |events| events.iter().any(|e| matches!(e, Event::Exited(..))));
+    assert!(
+        result["rows"][0][0].as_str().unwrap().contains("waited"),
+        "{result}"
+    );
+    activator.wait_for("the daemon's exit", WAIT, |events| {
+        events.iter().any(|e| matches!(e, Event::Exited(..)))
+    });
     assert!(activator.exits()[0].success(), "{:?}", activator.exits());
-    assert!(activator.notifications().iter().any(|n| n.contains("STOPPING=1") && n.contains("SIGTERM")));
+    assert!(
+        activator
+            .notifications()
+            .iter()
+            .any(|n| n.contains("STOPPING=1") && n.contains("SIGTERM"))
+    );
 }
 
 #[test]
@@ -176,30 +269,61 @@ fn bad_input_gets_the_contracts_errors() {
     let bad_token = http::request(&socket, "GET", "/v1/context", Some("no spaces allowed"), "");
     assert_eq!(bad_token.status, 400);
 
-    let unterminated = http::request(&socket, "POST", "/v1/query", None, r#"{"sql": "SELECT 'oops"}"#);
+    let unterminated = http::request(
+        &socket,
+        "POST",
+        "/v1/query",
+        None,
+        r#"{"sql": "SELECT 'oops"}"#,
+    );
     assert_eq!(unterminated.status, 400);
-    assert!(unterminated.json()["error"]["message"].as_str().unwrap().contains("unterminated"));
+    assert!(
+        unterminated.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unterminated")
+    );
 
     let broken = http::request(&socket, "POST", "/v1/query", None, r#"{"sql": "SELEC 1"}"#);
     assert_eq!(broken.status, 422);
     let error = &broken.json()["error"];
     assert_eq!(error["kind"], "statement_failed");
-    assert!(error["code"].as_str().is_some_and(|c| !c.is_empty()), "{error}");
-    assert!(error["query_id"].as_str().is_some_and(|q| !q.is_empty()), "{error}");
+    assert!(
+        error["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "{error}"
+    );
+    assert!(
+        error["query_id"].as_str().is_some_and(|q| !q.is_empty()),
+        "{error}"
+    );
 
     // The CLI maps a failed statement to exit 1 and prints code and query id.
     let cli = home.run(emulator.port, &["query", "SELEC 1"]);
     assert_eq!(cli.status.code(), Some(1));
-    assert!(stderr(&cli).contains("code ") && stderr(&cli).contains("query id"), "{}", stderr(&cli));
+    assert!(
+        stderr(&cli).contains("code ") && stderr(&cli).contains("query id"),
+        "{}",
+        stderr(&cli)
+    );
 }
 
 #[test]
 fn a_dead_backend_is_a_clear_502_and_the_daemon_stays_up() {
     // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let home = Home::new();
     let activator = activator(&home, closed, &["--idle-timeout", "30m"]);
-    let answer = http::request(&home.socket(), "POST", "/v1/query", None, r#"{"sql": "SELECT 1"}"#);
+    let answer = http::request(
+        &home.socket(),
+        "POST",
+        "/v1/query",
+        None,
+        r#"{"sql": "SELECT 1"}"#,
+    );
     assert_eq!(answer.status, 502, "{}", answer.body);
     assert_eq!(answer.json()["error"]["kind"], "snowflake_unreachable");
     let cli = home.run(closed, &["query", "SELECT 1"]);
@@ -208,7 +332,10 @@ fn a_dead_backend_is_a_clear_502_and_the_daemon_stays_up() {
     let health = http::request(&home.socket(), "GET", "/health", None, "");
     assert_eq!(health.status, 200);
     assert_eq!(activator.starts(), 1, "the daemon did not crash");
-    assert!(!daemon_log(&home).contains("not-a-real-password"), "no secret in the logs");
+    assert!(
+        !daemon_log(&home).contains("not-a-real-password"),
+        "no secret in the logs"
+    );
 }
 
 #[test]
@@ -217,14 +344,22 @@ fn a_silent_client_is_cut_off_and_cannot_keep_the_daemon_alive() {
     let home = Home::new();
     let mut env = home.env(emulator.port);
     env.push(("SNOWFLAKED_REQUEST_READ_TIMEOUT".into(), "300ms".into()));
-    let activator = Activator::start(&home.socket(), &binary(), &["--idle-timeout", "200ms"], env, &home.path().join("daemon.log"));
+    let activator = Activator::start(
+        &home.socket(),
+        &binary(),
+        &["--idle-timeout", "200ms"],
+        env,
+        &home.path().join("daemon.log"),
+    );
     // Connect and say nothing.
     let mut silent = std::os::unix::net::UnixStream::connect(home.socket()).unwrap();
     silent.set_read_timeout(Some(WAIT)).unwrap();
     let mut buffer = Vec::new();
     let _ = std::io::Read::read_to_end(&mut silent, &mut buffer);
     // The daemon hung up on it, then idled out.
-    activator.wait_for("the idle exit", WAIT, |events| events.iter().any(|e| matches!(e, Event::Exited(..))));
+    activator.wait_for("the idle exit", WAIT, |events| {
+        events.iter().any(|e| matches!(e, Event::Exited(..)))
+    });
     assert!(activator.exits()[0].success());
 }
 
@@ -234,7 +369,12 @@ fn systemd_socket_activate_hands_over_the_socket() {
     let home = Home::new();
     let mut command = Command::new("systemd-socket-activate");
     command
-        .args(["-l", &home.socket().display().to_string(), "--fdname", "api"])
+        .args([
+            "-l",
+            &home.socket().display().to_string(),
+            "--fdname",
+            "api",
+        ])
         .arg("-E")
         .arg("HOME")
         .env_clear()
@@ -255,14 +395,25 @@ fn systemd_socket_activate_hands_over_the_socket() {
     // It binds before it waits; connecting succeeds once the socket exists and answers.
     let deadline = std::time::Instant::now() + WAIT;
     while !home.socket().exists() {
-        assert!(std::time::Instant::now() < deadline, "systemd-socket-activate never bound {}", home.socket().display());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "systemd-socket-activate never bound {}",
+            home.socket().display()
+        );
         std::thread::yield_now();
     }
-    let result = json(&home.run(emulator.port, &["query", "SELECT 42 AS answer", "--format", "json"]));
+    let result = json(&home.run(
+        emulator.port,
+        &["query", "SELECT 42 AS answer", "--format", "json"],
+    ));
     assert_eq!(result["rows"][0][0], 42);
     let status = json(&home.run(emulator.port, &["status", "--json"]));
     assert_eq!(status["activation"], "systemd");
-    assert_eq!(status["pid"].as_u64(), Some(u64::from(activate.id())), "systemd-socket-activate exec'd the daemon in place");
+    assert_eq!(
+        status["pid"].as_u64(),
+        Some(u64::from(activate.id())),
+        "systemd-socket-activate exec'd the daemon in place"
+    );
     // SAFETY: SIGTERM to the process this test started.
     unsafe { libc::kill(activate.id() as i32, libc::SIGTERM) };
     let status = activate.wait().unwrap();
@@ -277,7 +428,10 @@ fn tokens_keep_separate_contexts_under_concurrency() {
     let dbs: Vec<String> = (0..4).map(|i| unique_db(&format!("iso{i}"))).collect();
     for (i, db) in dbs.iter().enumerate() {
         create_db(&home, emulator.port, &format!("tok{i}"), db);
-        let out = home.run(emulator.port, &["--session", &format!("tok{i}"), "use", "database", db]);
+        let out = home.run(
+            emulator.port,
+            &["--session", &format!("tok{i}"), "use", "database", db],
+        );
         assert!(out.status.success(), "{}", stderr(&out));
     }
     // 4 tokens × 6 concurrent clients over a pool of 4 sessions: each must see its own database.
@@ -285,7 +439,17 @@ fn tokens_keep_separate_contexts_under_concurrency() {
         .map(|n| {
             let token = format!("tok{}", n % 4);
             let child = home
-                .command(emulator.port, &["--session", &token, "query", "SELECT CURRENT_DATABASE() AS db", "--format", "json"])
+                .command(
+                    emulator.port,
+                    &[
+                        "--session",
+                        &token,
+                        "query",
+                        "SELECT CURRENT_DATABASE() AS db",
+                        "--format",
+                        "json",
+                    ],
+                )
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -295,8 +459,15 @@ fn tokens_keep_separate_contexts_under_concurrency() {
         .collect();
     for (i, child) in children {
         let result = json(&child.wait_with_output().unwrap());
-        assert_eq!(result["rows"][0][0].as_str(), Some(dbs[i].as_str()), "token tok{i} saw another token's database");
-        assert_eq!(result["context"]["database"].as_str(), Some(dbs[i].as_str()));
+        assert_eq!(
+            result["rows"][0][0].as_str(),
+            Some(dbs[i].as_str()),
+            "token tok{i} saw another token's database"
+        );
+        assert_eq!(
+            result["context"]["database"].as_str(),
+            Some(dbs[i].as_str())
+        );
     }
 }
 
@@ -307,15 +478,36 @@ fn contexts_survive_a_daemon_restart() {
     let activator = activator(&home, emulator.port, &["--idle-timeout", "200ms"]);
     let db = unique_db("persist");
     create_db(&home, emulator.port, "keeper", &db);
-    assert!(home.run(emulator.port, &["--session", "keeper", "use", "database", &db]).status.success());
-    activator.wait_for("the idle exit", WAIT, |events| events.iter().any(|e| matches!(e, Event::Exited(..))));
+    assert!(
+        home.run(
+            emulator.port,
+            &["--session", "keeper", "use", "database", &db]
+        )
+        .status
+        .success()
+    );
+    activator.wait_for("the idle exit", WAIT, |events| {
+        events.iter().any(|e| matches!(e, Event::Exited(..)))
+    });
     let context = json(&home.run(emulator.port, &["--session", "keeper", "context", "--json"]));
     assert_eq!(context["context"]["database"].as_str(), Some(db.as_str()));
-    let result = json(&home.run(emulator.port, &["--session", "keeper", "query", "SELECT CURRENT_DATABASE()", "--format", "json"]));
+    let result = json(&home.run(
+        emulator.port,
+        &[
+            "--session",
+            "keeper",
+            "query",
+            "SELECT CURRENT_DATABASE()",
+            "--format",
+            "json",
+        ],
+    ));
     assert_eq!(result["rows"][0][0].as_str(), Some(db.as_str()));
     assert!(activator.starts() >= 2);
     let state = home.path().join("state/snowflaked/tokens.json");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&state).unwrap().permissions()) & 0o777;
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&state).unwrap().permissions())
+            & 0o777;
     assert_eq!(mode, 0o600);
 }
 
@@ -327,12 +519,34 @@ fn an_expired_snowflake_session_is_replaced_transparently() {
     let _activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
     let db = unique_db("expiry");
     create_db(&home, emulator.port, "exp", &db);
-    assert!(home.run(emulator.port, &["--session", "exp", "use", "database", &db]).status.success());
+    assert!(
+        home.run(emulator.port, &["--session", "exp", "use", "database", &db])
+            .status
+            .success()
+    );
     emulator.expire_sessions();
-    let result = json(&home.run(emulator.port, &["--session", "exp", "query", "SELECT CURRENT_DATABASE()", "--format", "json"]));
-    assert_eq!(result["rows"][0][0].as_str(), Some(db.as_str()), "context re-applied on the new session");
+    let result = json(&home.run(
+        emulator.port,
+        &[
+            "--session",
+            "exp",
+            "query",
+            "SELECT CURRENT_DATABASE()",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(
+        result["rows"][0][0].as_str(),
+        Some(db.as_str()),
+        "context re-applied on the new session"
+    );
     let metrics = home.run(emulator.port, &["metrics"]);
-    assert!(stdout(&metrics).contains("snowflaked_session_expiry_recoveries_total 1"), "{}", stdout(&metrics));
+    assert!(
+        stdout(&metrics).contains("snowflaked_session_expiry_recoveries_total 1"),
+        "{}",
+        stdout(&metrics)
+    );
 }
 
 #[test]
@@ -343,19 +557,87 @@ fn a_rolled_back_transaction_is_invisible_to_other_tokens() {
     let db = unique_db("tx");
     create_db(&home, emulator.port, "writer", &db);
     let table = format!("{db}.PUBLIC.T");
-    assert!(home.run(emulator.port, &["--session", "writer", "query", &format!("CREATE TABLE {table} (n INT)")]).status.success());
-    let failed = home.run(emulator.port, &["--session", "writer", "query", "--transaction", &format!("INSERT INTO {table} VALUES (1); INSERT INTO {table} VALUES ('not a number')")]);
+    assert!(
+        home.run(
+            emulator.port,
+            &[
+                "--session",
+                "writer",
+                "query",
+                &format!("CREATE TABLE {table} (n INT)")
+            ]
+        )
+        .status
+        .success()
+    );
+    let failed = home.run(
+        emulator.port,
+        &[
+            "--session",
+            "writer",
+            "query",
+            "--transaction",
+            &format!("INSERT INTO {table} VALUES (1); INSERT INTO {table} VALUES ('not a number')"),
+        ],
+    );
     assert_eq!(failed.status.code(), Some(1));
-    assert!(stderr(&failed).contains("statement 2") && stderr(&failed).contains("rolled back"), "{}", stderr(&failed));
-    let count = json(&home.run(emulator.port, &["--session", "reader", "query", &format!("SELECT COUNT(*) FROM {table}"), "--format", "json"]));
-    assert_eq!(count["rows"][0][0], 0, "nothing of the failed transaction is visible");
+    assert!(
+        stderr(&failed).contains("statement 2") && stderr(&failed).contains("rolled back"),
+        "{}",
+        stderr(&failed)
+    );
+    let count = json(&home.run(
+        emulator.port,
+        &[
+            "--session",
+            "reader",
+            "query",
+            &format!("SELECT COUNT(*) FROM {table}"),
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(
+        count["rows"][0][0], 0,
+        "nothing of the failed transaction is visible"
+    );
     // An explicit transaction pins the writer; another token does not see uncommitted rows.
-    assert!(home.run(emulator.port, &["--session", "writer", "query", "BEGIN"]).status.success());
-    assert!(home.run(emulator.port, &["--session", "writer", "query", &format!("INSERT INTO {table} VALUES (7)")]).status.success());
+    assert!(
+        home.run(emulator.port, &["--session", "writer", "query", "BEGIN"])
+            .status
+            .success()
+    );
+    assert!(
+        home.run(
+            emulator.port,
+            &[
+                "--session",
+                "writer",
+                "query",
+                &format!("INSERT INTO {table} VALUES (7)")
+            ]
+        )
+        .status
+        .success()
+    );
     let context = json(&home.run(emulator.port, &["--session", "writer", "context", "--json"]));
     assert_eq!(context["in_transaction"], true);
-    assert!(home.run(emulator.port, &["--session", "writer", "query", "ROLLBACK"]).status.success());
-    let count = json(&home.run(emulator.port, &["--session", "reader", "query", &format!("SELECT COUNT(*) FROM {table}"), "--format", "json"]));
+    assert!(
+        home.run(emulator.port, &["--session", "writer", "query", "ROLLBACK"])
+            .status
+            .success()
+    );
+    let count = json(&home.run(
+        emulator.port,
+        &[
+            "--session",
+            "reader",
+            "query",
+            &format!("SELECT COUNT(*) FROM {table}"),
+            "--format",
+            "json",
+        ],
+    ));
     assert_eq!(count["rows"][0][0], 0);
 }
 
@@ -364,20 +646,39 @@ fn a_client_that_disconnects_mid_query_cancels_it_in_snowflake() {
     let emulator = emulator::shared();
     let home = Home::new();
     let _activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
-    assert!(home.run(emulator.port, &["query", "SELECT 1"]).status.success());
+    assert!(
+        home.run(emulator.port, &["query", "SELECT 1"])
+            .status
+            .success()
+    );
     let cancelled_before = emulator.stats()["cancelled"].as_u64().unwrap_or(0);
-    let mut client = home.command(emulator.port, &["query", "SELECT SYSTEM$WAIT(30)"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut client = home
+        .command(emulator.port, &["query", "SELECT SYSTEM$WAIT(30)"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = std::time::Instant::now() + WAIT;
     while emulator.stats()["running"].as_u64().unwrap_or(0) == 0 {
-        assert!(std::time::Instant::now() < deadline, "the statement never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the statement never started"
+        );
     }
     client.kill().unwrap();
     client.wait().unwrap();
     while emulator.stats()["cancelled"].as_u64().unwrap_or(0) == cancelled_before {
-        assert!(std::time::Instant::now() < deadline, "the statement was not cancelled in Snowflake");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the statement was not cancelled in Snowflake"
+        );
     }
     // The daemon still serves.
-    assert!(home.run(emulator.port, &["query", "SELECT 1"]).status.success());
+    assert!(
+        home.run(emulator.port, &["query", "SELECT 1"])
+            .status
+            .success()
+    );
 }
 
 #[test]
@@ -385,7 +686,13 @@ fn a_timeout_cancels_and_answers_504() {
     let emulator = emulator::shared();
     let home = Home::new();
     let _activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
-    let answer = http::request(&home.socket(), "POST", "/v1/query", None, r#"{"sql": "SELECT SYSTEM$WAIT(30)", "timeout_ms": 300}"#);
+    let answer = http::request(
+        &home.socket(),
+        "POST",
+        "/v1/query",
+        None,
+        r#"{"sql": "SELECT SYSTEM$WAIT(30)", "timeout_ms": 300}"#,
+    );
     assert_eq!(answer.status, 504, "{}", answer.body);
     assert_eq!(answer.json()["error"]["kind"], "timeout");
 }

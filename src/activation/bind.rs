@@ -12,21 +12,29 @@ use std::path::Path;
 
 /// Binds the API socket at `path`.
 pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        }
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
             Ok(_) => {
                 return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
-                    format!("another snowflaked is already listening on {}", path.display()),
+                    format!(
+                        "another snowflaked is already listening on {}",
+                        path.display()
+                    ),
                 ));
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
+                ) =>
+            {
                 tracing::info!(path = %path.display(), "replacing a stale socket left by a daemon that is gone");
                 std::fs::remove_file(path)?;
             }
@@ -35,7 +43,10 @@ pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
         Ok(_) => {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("{} exists and is not a socket; refusing to replace it", path.display()),
+                format!(
+                    "{} exists and is not a socket; refusing to replace it",
+                    path.display()
+                ),
             ));
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -51,7 +62,9 @@ pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     if !addr.ip().is_loopback() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("refusing to listen on {addr}: snowflaked serves TCP on loopback addresses only"),
+            format!(
+                "refusing to listen on {addr}: snowflaked serves TCP on loopback addresses only"
+            ),
         ));
     }
     TcpListener::bind(addr)
@@ -68,7 +81,11 @@ mod tests {
         let live = bind_unix(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let dir_mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+        let dir_mode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(dir_mode, 0o700);
         let err = bind_unix(&path).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);

@@ -8,7 +8,11 @@ use std::os::raw::{c_char, c_int};
 use super::{API_FD_NAME, API_TCP_FD_NAME, Activation, Listeners};
 
 unsafe extern "C" {
-    fn launch_activate_socket(name: *const c_char, fds: *mut *mut c_int, count: *mut usize) -> c_int;
+    fn launch_activate_socket(
+        name: *const c_char,
+        fds: *mut *mut c_int,
+        count: *mut usize,
+    ) -> c_int;
 }
 
 /// The first fd launchd holds under `name`, or `None` when not launched by launchd with it.

@@ -28,7 +28,11 @@ pub fn take() -> std::io::Result<Option<Listeners>> {
         let name = names.get(index).map(String::as_str).unwrap_or("unknown");
         if let Ok(Some(unix)) = fds.take_unix_listener(index) {
             if name != API_FD_NAME && name != "unknown" {
-                tracing::warn!(fd = index + 3, name, "unexpected fd name for a Unix socket; serving the API on it");
+                tracing::warn!(
+                    fd = index + 3,
+                    name,
+                    "unexpected fd name for a Unix socket; serving the API on it"
+                );
             }
             if listeners.unix.is_none() {
                 let path = unix
@@ -40,7 +44,11 @@ pub fn take() -> std::io::Result<Option<Listeners>> {
             }
         } else if let Ok(Some(tcp)) = fds.take_tcp_listener(index) {
             if name != API_TCP_FD_NAME && name != "unknown" {
-                tracing::warn!(fd = index + 3, name, "unexpected fd name for a TCP socket; serving the API on it");
+                tracing::warn!(
+                    fd = index + 3,
+                    name,
+                    "unexpected fd name for a TCP socket; serving the API on it"
+                );
             }
             if let Ok(addr) = tcp.local_addr()
                 && !addr.ip().is_loopback()
@@ -51,7 +59,11 @@ pub fn take() -> std::io::Result<Option<Listeners>> {
             }
             listeners.tcp.get_or_insert(tcp);
         } else {
-            tracing::warn!(fd = index + 3, name, "ignoring an inherited fd that is neither a Unix nor a TCP stream listener");
+            tracing::warn!(
+                fd = index + 3,
+                name,
+                "ignoring an inherited fd that is neither a Unix nor a TCP stream listener"
+            );
         }
     }
     if listeners.unix.is_none() && listeners.tcp.is_none() {

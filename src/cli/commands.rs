@@ -12,7 +12,11 @@ use crate::api::{self, Ack, ContextResponse, ContextUpdate, NewSession, SessionL
 use crate::client::{Client, ClientError};
 use crate::config::{Auth, paths, sources};
 
-pub async fn use_context(client: &Client, kind: ContextKind, name: String) -> Result<ExitCode, ClientError> {
+pub async fn use_context(
+    client: &Client,
+    kind: ContextKind,
+    name: String,
+) -> Result<ExitCode, ClientError> {
     let mut update = ContextUpdate::default();
     match kind {
         ContextKind::Database => update.database = Some(name),
@@ -21,7 +25,9 @@ pub async fn use_context(client: &Client, kind: ContextKind, name: String) -> Re
         ContextKind::Role => update.role = Some(name),
         ContextKind::QueryTag => update.query_tag = Some(name),
     }
-    let response: ContextResponse = client.call(Method::PUT, "/v1/context", &update, None).await?;
+    let response: ContextResponse = client
+        .call(Method::PUT, "/v1/context", &update, None)
+        .await?;
     print_context(&response);
     Ok(ExitCode::SUCCESS)
 }
@@ -60,17 +66,41 @@ pub async fn status(client: &Client, json: bool) -> Result<ExitCode, ClientError
     }
     let idle = match (status.idle_timeout_s, status.idle_left_s) {
         (0, _) => "never exits when idle".to_string(),
-        (_, Some(left)) => format!("exits after {} idle", crate::config::duration::format(std::time::Duration::from_secs(left))),
+        (_, Some(left)) => format!(
+            "exits after {} idle",
+            crate::config::duration::format(std::time::Duration::from_secs(left))
+        ),
         (_, None) => "busy".to_string(),
     };
     let s = &status.sessions;
-    println!("snowflaked {} · pid {} · up {} · {}", status.version, status.pid, humantime::format_duration(std::time::Duration::from_secs(status.uptime_s)), activation_label(&status.activation));
+    println!(
+        "snowflaked {} · pid {} · up {} · {}",
+        status.version,
+        status.pid,
+        humantime::format_duration(std::time::Duration::from_secs(status.uptime_s)),
+        activation_label(&status.activation)
+    );
     println!("idle       {idle}");
     println!("listening  {}", status.listeners.join(", "));
     println!("snowflake  {}", status.connection);
-    println!("sessions   {} in use · {} idle · {} logging in · max {} ({} logins, {} failed)", s.in_use, s.idle, s.logging_in, s.max, s.logins, s.login_failures);
-    println!("tokens     {} · {} open transaction{}", status.tokens, status.open_transactions, if status.open_transactions == 1 { "" } else { "s" });
-    println!("queries    {} served · {} failed · {} running", status.queries.served, status.queries.failed, status.queries.running);
+    println!(
+        "sessions   {} in use · {} idle · {} logging in · max {} ({} logins, {} failed)",
+        s.in_use, s.idle, s.logging_in, s.max, s.logins, s.login_failures
+    );
+    println!(
+        "tokens     {} · {} open transaction{}",
+        status.tokens,
+        status.open_transactions,
+        if status.open_transactions == 1 {
+            ""
+        } else {
+            "s"
+        }
+    );
+    println!(
+        "queries    {} served · {} failed · {} running",
+        status.queries.served, status.queries.failed, status.queries.running
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -107,7 +137,15 @@ pub async fn session_list(client: &Client, json: bool) -> Result<ExitCode, Clien
     }
     let mut table = Table::new();
     table.load_preset(presets::UTF8_FULL_CONDENSED);
-    table.set_header(["token", "database", "schema", "warehouse", "role", "transaction", "last used"]);
+    table.set_header([
+        "token",
+        "database",
+        "schema",
+        "warehouse",
+        "role",
+        "transaction",
+        "last used",
+    ]);
     let show = |v: &Option<String>| v.clone().unwrap_or_default();
     for s in &list.sessions {
         table.add_row([
@@ -116,8 +154,15 @@ pub async fn session_list(client: &Client, json: bool) -> Result<ExitCode, Clien
             show(&s.context.schema),
             show(&s.context.warehouse),
             show(&s.context.role),
-            if s.in_transaction { "open".into() } else { String::new() },
-            format!("{} ago", crate::config::duration::format(std::time::Duration::from_secs(s.last_used_s_ago))),
+            if s.in_transaction {
+                "open".into()
+            } else {
+                String::new()
+            },
+            format!(
+                "{} ago",
+                crate::config::duration::format(std::time::Duration::from_secs(s.last_used_s_ago))
+            ),
         ]);
     }
     println!("{table}");
@@ -125,7 +170,9 @@ pub async fn session_list(client: &Client, json: bool) -> Result<ExitCode, Clien
 }
 
 pub async fn cancel(client: &Client, id: &str) -> Result<ExitCode, ClientError> {
-    let ack: Ack = client.call(Method::POST, &format!("/v1/queries/{id}/cancel"), &(), None).await?;
+    let ack: Ack = client
+        .call(Method::POST, &format!("/v1/queries/{id}/cancel"), &(), None)
+        .await?;
     println!("{}", ack.message);
     Ok(ExitCode::SUCCESS)
 }
@@ -134,7 +181,9 @@ pub async fn stop(client: &Client) -> Result<ExitCode, ClientError> {
     let mut no_start = client.clone();
     // Stopping a daemon that is not running must not start one.
     no_start.self_start = false;
-    let ack: Ack = no_start.call(Method::POST, "/v1/shutdown", &(), None).await?;
+    let ack: Ack = no_start
+        .call(Method::POST, "/v1/shutdown", &(), None)
+        .await?;
     println!("{}", ack.message);
     Ok(ExitCode::SUCCESS)
 }
@@ -156,18 +205,43 @@ pub fn config(check: bool) -> ExitCode {
         }
     };
     println!("config file   {}", paths::config_file(&env).display());
-    println!("socket        {}", settings.socket.clone().unwrap_or_else(|| paths::default_socket(&env)).display());
+    println!(
+        "socket        {}",
+        settings
+            .socket
+            .clone()
+            .unwrap_or_else(|| paths::default_socket(&env))
+            .display()
+    );
     if let Some(tcp) = settings.tcp {
         println!("tcp           {tcp}");
     }
-    println!("state dir     {}", settings.state_dir.clone().unwrap_or_else(|| paths::state_dir(&env)).display());
-    println!("idle timeout  {}", crate::config::duration::format(settings.idle_timeout));
-    println!("pool          max {} · warm {} · checkout timeout {} · heartbeat {} · recycle after {}",
-        settings.pool.max_size, settings.pool.min_idle,
+    println!(
+        "state dir     {}",
+        settings
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| paths::state_dir(&env))
+            .display()
+    );
+    println!(
+        "idle timeout  {}",
+        crate::config::duration::format(settings.idle_timeout)
+    );
+    println!(
+        "pool          max {} · warm {} · checkout timeout {} · heartbeat {} · recycle after {}",
+        settings.pool.max_size,
+        settings.pool.min_idle,
         crate::config::duration::format(settings.pool.checkout_timeout),
         crate::config::duration::format(settings.pool.heartbeat_interval),
-        crate::config::duration::format(settings.pool.max_lifetime));
-    println!("queries       max rows {} · timeout {} · read-only {}", settings.query.max_rows, crate::config::duration::format(settings.query.timeout), settings.query.read_only);
+        crate::config::duration::format(settings.pool.max_lifetime)
+    );
+    println!(
+        "queries       max rows {} · timeout {} · read-only {}",
+        settings.query.max_rows,
+        crate::config::duration::format(settings.query.timeout),
+        settings.query.read_only
+    );
     let connection = match sources::load_connection(&env) {
         Ok(connection) => connection,
         Err(e) => {
@@ -179,14 +253,21 @@ pub fn config(check: bool) -> ExitCode {
     println!("account       {}", connection.account);
     println!("user          {}", connection.user);
     let credential = match &connection.auth {
-        Auth::KeyPair { private_key_file, .. } => format!("key pair ({})", private_key_file.display()),
+        Auth::KeyPair {
+            private_key_file, ..
+        } => format!("key pair ({})", private_key_file.display()),
         other => format!("{} <redacted>", other.method()),
     };
     println!("credential    {credential}");
     if let Some(url) = connection.base_url() {
         println!("endpoint      {url}");
     }
-    for (label, value) in [("warehouse", &connection.warehouse), ("database", &connection.database), ("schema", &connection.schema), ("role", &connection.role)] {
+    for (label, value) in [
+        ("warehouse", &connection.warehouse),
+        ("database", &connection.database),
+        ("schema", &connection.schema),
+        ("role", &connection.role),
+    ] {
         if let Some(value) = value {
             println!("{label:<13} {value}");
         }
@@ -194,7 +275,10 @@ pub fn config(check: bool) -> ExitCode {
     if !check {
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: {e}");
@@ -203,7 +287,10 @@ pub fn config(check: bool) -> ExitCode {
     };
     runtime.block_on(async {
         use crate::snowflake::Backend;
-        let backend = match crate::snowflake::connector::ConnectorBackend::new(&connection, settings.pool.login_timeout) {
+        let backend = match crate::snowflake::connector::ConnectorBackend::new(
+            &connection,
+            settings.pool.login_timeout,
+        ) {
             Ok(backend) => backend,
             Err(e) => {
                 eprintln!("check failed: {e}");
@@ -218,11 +305,20 @@ pub fn config(check: bool) -> ExitCode {
             }
         };
         let sql = "SELECT CURRENT_ACCOUNT(), CURRENT_USER(), CURRENT_ROLE(), CURRENT_WAREHOUSE()";
-        match session.execute(sql, Some(1), tokio_util::sync::CancellationToken::new()).await {
+        match session
+            .execute(sql, Some(1), tokio_util::sync::CancellationToken::new())
+            .await
+        {
             Ok(output) => {
                 let row = output.rows.first().cloned().unwrap_or_default();
                 let cell = |i: usize| row.get(i).map(super::format::cell_text).unwrap_or_default();
-                println!("check         logged in: account {} · user {} · role {} · warehouse {}", cell(0), cell(1), cell(2), cell(3));
+                println!(
+                    "check         logged in: account {} · user {} · role {} · warehouse {}",
+                    cell(0),
+                    cell(1),
+                    cell(2),
+                    cell(3)
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

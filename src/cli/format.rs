@@ -24,7 +24,12 @@ pub enum Format {
 
 /// Renders a result. `max_chars` of 0 means no budget; `width` is the terminal width for
 /// `table` (None: not a terminal, no wrapping).
-pub fn render(response: &QueryResponse, format: Format, max_chars: usize, width: Option<u16>) -> String {
+pub fn render(
+    response: &QueryResponse,
+    format: Format,
+    max_chars: usize,
+    width: Option<u16>,
+) -> String {
     match format {
         Format::Json => {
             let mut out = serde_json::to_string(response).unwrap_or_default();
@@ -50,7 +55,11 @@ pub fn cell_text(value: &Value) -> String {
 }
 
 /// Renders with as many rows as fit in `max_chars`, then a notice of what was cut.
-fn budgeted(response: &QueryResponse, max_chars: usize, draw: impl Fn(&QueryResponse, usize) -> String) -> String {
+fn budgeted(
+    response: &QueryResponse,
+    max_chars: usize,
+    draw: impl Fn(&QueryResponse, usize) -> String,
+) -> String {
     let total = response.rows.len();
     let mut shown = total;
     let mut out = draw(response, shown);
@@ -88,7 +97,13 @@ fn notice(response: &QueryResponse, shown: usize) -> Option<String> {
 }
 
 fn status_line(response: &QueryResponse) -> String {
-    format!("{} row{} · query id {} · {} ms\n", response.row_count, if response.row_count == 1 { "" } else { "s" }, response.query_id, response.elapsed_ms)
+    format!(
+        "{} row{} · query id {} · {} ms\n",
+        response.row_count,
+        if response.row_count == 1 { "" } else { "s" },
+        response.query_id,
+        response.elapsed_ms
+    )
 }
 
 fn table(response: &QueryResponse, rows: usize, width: Option<u16>) -> String {
@@ -115,12 +130,19 @@ fn table(response: &QueryResponse, rows: usize, width: Option<u16>) -> String {
 
 /// Escapes a cell so the markdown table never breaks: pipes escaped, newlines as `<br>`.
 pub fn markdown_cell(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('|', "\\|").replace("\r\n", "<br>").replace(['\n', '\r'], "<br>")
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace("\r\n", "<br>")
+        .replace(['\n', '\r'], "<br>")
 }
 
 fn markdown(response: &QueryResponse, rows: usize) -> String {
     let mut out = String::new();
-    let header: Vec<String> = response.columns.iter().map(|c| markdown_cell(&c.name)).collect();
+    let header: Vec<String> = response
+        .columns
+        .iter()
+        .map(|c| markdown_cell(&c.name))
+        .collect();
     let _ = writeln!(out, "| {} |", header.join(" | "));
     let _ = writeln!(out, "|{}|", vec!["---"; header.len().max(1)].join("|"));
     for row in response.rows.iter().take(rows) {
@@ -135,7 +157,12 @@ fn markdown(response: &QueryResponse, rows: usize) -> String {
 fn ndjson(response: &QueryResponse) -> String {
     let mut out = String::new();
     for row in &response.rows {
-        let object: serde_json::Map<String, Value> = response.columns.iter().zip(row).map(|(c, v)| (c.name.clone(), v.clone())).collect();
+        let object: serde_json::Map<String, Value> = response
+            .columns
+            .iter()
+            .zip(row)
+            .map(|(c, v)| (c.name.clone(), v.clone()))
+            .collect();
         out.push_str(&Value::Object(object).to_string());
         out.push('\n');
     }

@@ -28,7 +28,13 @@ pub struct Cli {
     pub socket: Option<PathBuf>,
     /// The client token whose context commands use; tools that want their own context mint
     /// one with `snowflaked session new`
-    #[arg(long, global = true, env = "SNOWFLAKED_SESSION", value_name = "TOKEN", default_value = "default")]
+    #[arg(
+        long,
+        global = true,
+        env = "SNOWFLAKED_SESSION",
+        value_name = "TOKEN",
+        default_value = "default"
+    )]
     pub session: String,
     #[command(subcommand)]
     pub command: Command,
@@ -139,7 +145,10 @@ pub fn main() -> ExitCode {
         command => {
             crate::logging::init_client();
             let client = Client::new(cli.socket, Some(cli.session));
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(runtime) => runtime,
                 Err(e) => {
                     eprintln!("snowflaked: cannot start: {e}");
@@ -158,8 +167,12 @@ async fn run_client(client: Client, command: Command) -> ExitCode {
         Command::Context { json } => commands::context(&client, json).await,
         Command::Status { json } => commands::status(&client, json).await,
         Command::Session(SessionCommand::New) => commands::session_new(&client).await,
-        Command::Session(SessionCommand::End { token }) => commands::session_end(&client, token).await,
-        Command::Session(SessionCommand::List { json }) => commands::session_list(&client, json).await,
+        Command::Session(SessionCommand::End { token }) => {
+            commands::session_end(&client, token).await
+        }
+        Command::Session(SessionCommand::List { json }) => {
+            commands::session_list(&client, json).await
+        }
         Command::Cancel { query_id } => commands::cancel(&client, &query_id).await,
         Command::Stop => commands::stop(&client).await,
         Command::Metrics => commands::metrics(&client).await,

@@ -20,7 +20,12 @@ pub struct QueryArgs {
     /// The SQL; several statements may be separated by `;`. `-` or nothing reads stdin
     pub sql: Option<String>,
     /// Read the SQL from this file
-    #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with = "sql")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        conflicts_with = "sql"
+    )]
     pub file: Option<PathBuf>,
     /// Output format
     #[arg(long, value_enum, default_value = "table")]
@@ -61,8 +66,11 @@ pub async fn run(client: &Client, args: QueryArgs) -> Result<ExitCode, ClientErr
         transaction: args.transaction,
     };
     let request_id = request_id();
-    let spinner = std::io::stderr().is_terminal().then(|| spawn_spinner(request_id.clone()));
-    let call = client.call::<_, QueryResponse>(Method::POST, "/v1/query", &request, Some(&request_id));
+    let spinner = std::io::stderr()
+        .is_terminal()
+        .then(|| spawn_spinner(request_id.clone()));
+    let call =
+        client.call::<_, QueryResponse>(Method::POST, "/v1/query", &request, Some(&request_id));
     let result = tokio::select! {
         result = call => result,
         _ = tokio::signal::ctrl_c() => {
@@ -78,8 +86,17 @@ pub async fn run(client: &Client, args: QueryArgs) -> Result<ExitCode, ClientErr
         eprint!("\r\x1b[2K");
     }
     let response = result?;
-    let width = if std::io::stdout().is_terminal() { terminal_width() } else { None };
-    let text = render(&response, args.format, args.max_chars.unwrap_or(DEFAULT_MAX_CHARS), width);
+    let width = if std::io::stdout().is_terminal() {
+        terminal_width()
+    } else {
+        None
+    };
+    let text = render(
+        &response,
+        args.format,
+        args.max_chars.unwrap_or(DEFAULT_MAX_CHARS),
+        width,
+    );
     let mut stdout = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error.
     let _ = stdout.write_all(text.as_bytes());
@@ -89,19 +106,24 @@ pub async fn run(client: &Client, args: QueryArgs) -> Result<ExitCode, ClientErr
 
 fn read_sql(args: &QueryArgs) -> Result<String, String> {
     let sql = match (&args.file, args.sql.as_deref()) {
-        (Some(path), _) => std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        (Some(path), _) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
         (None, Some(sql)) if sql != "-" => sql.to_string(),
         _ => {
             if std::io::stdin().is_terminal() {
                 eprintln!("reading SQL from standard input; end with Ctrl-D");
             }
             let mut sql = String::new();
-            std::io::stdin().read_to_string(&mut sql).map_err(|e| format!("cannot read standard input: {e}"))?;
+            std::io::stdin()
+                .read_to_string(&mut sql)
+                .map_err(|e| format!("cannot read standard input: {e}"))?;
             sql
         }
     };
     if sql.trim().is_empty() {
-        return Err("no SQL given: pass it as an argument, with -f FILE, or on standard input".into());
+        return Err(
+            "no SQL given: pass it as an argument, with -f FILE, or on standard input".into(),
+        );
     }
     Ok(sql)
 }
@@ -110,7 +132,10 @@ fn read_sql(args: &QueryArgs) -> Result<String, String> {
 fn request_id() -> String {
     let mut bytes = [0u8; 8];
     let _ = getrandom::fill(&mut bytes);
-    format!("q-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "q-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 fn spawn_spinner(request_id: String) -> tokio::task::JoinHandle<()> {
@@ -121,7 +146,11 @@ fn spawn_spinner(request_id: String) -> tokio::task::JoinHandle<()> {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut frame = 0;
         loop {
-            eprint!("\r{} running {:.1}s · {request_id} (Ctrl-C cancels)", FRAMES[frame % FRAMES.len()], started.elapsed().as_secs_f64());
+            eprint!(
+                "\r{} running {:.1}s · {request_id} (Ctrl-C cancels)",
+                FRAMES[frame % FRAMES.len()],
+                started.elapsed().as_secs_f64()
+            );
             let _ = std::io::stderr().flush();
             frame += 1;
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -130,10 +159,13 @@ fn spawn_spinner(request_id: String) -> tokio::task::JoinHandle<()> {
 }
 
 fn terminal_width() -> Option<u16> {
-    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).or_else(|| {
-        // SAFETY: TIOCGWINSZ fills a winsize struct; stdout is a terminal here.
-        let mut size: libc::winsize = unsafe { std::mem::zeroed() };
-        let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
-        (ok && size.ws_col > 0).then_some(size.ws_col)
-    })
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .or_else(|| {
+            // SAFETY: TIOCGWINSZ fills a winsize struct; stdout is a terminal here.
+            let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+            let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+            (ok && size.ws_col > 0).then_some(size.ws_col)
+        })
 }

@@ -56,7 +56,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let listeners = match inherited {
         Ok(Some(listeners)) => Ok(listeners),
         Ok(None) => {
-            let activation = if args.self_started { Activation::SelfStarted } else { Activation::Foreground };
+            let activation = if args.self_started {
+                Activation::SelfStarted
+            } else {
+                Activation::Foreground
+            };
             daemon::bind_own(&settings, activation)
         }
         Err(e) => Err(e),
@@ -69,7 +73,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("snowflaked: cannot start the runtime: {e}");

@@ -158,9 +158,7 @@ pub fn resolve(inputs: &CredentialInputs) -> Result<ConnectionSettings, ConfigEr
     }
     match &inputs.default_connection_name {
         Some(name) => named_connection(inputs, name),
-        None if inputs.connections.contains_key("default") => {
-            named_connection(inputs, "default")
-        }
+        None if inputs.connections.contains_key("default") => named_connection(inputs, "default"),
         None => Err(ConfigError::NoConnection {
             hint: format!(
                 "set SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER and SNOWFLAKE_PAT (or SNOWFLAKE_PASSWORD / \
@@ -172,7 +170,10 @@ pub fn resolve(inputs: &CredentialInputs) -> Result<ConnectionSettings, ConfigEr
     }
 }
 
-fn named_connection(inputs: &CredentialInputs, name: &str) -> Result<ConnectionSettings, ConfigError> {
+fn named_connection(
+    inputs: &CredentialInputs,
+    name: &str,
+) -> Result<ConnectionSettings, ConfigError> {
     let fields = inputs
         .connections
         .get(name)
@@ -188,12 +189,20 @@ fn named_connection(inputs: &CredentialInputs, name: &str) -> Result<ConnectionS
 }
 
 /// Builds settings from one connection's keys.
-pub fn from_fields(source: ConnectionSource, fields: &Fields) -> Result<ConnectionSettings, ConfigError> {
+pub fn from_fields(
+    source: ConnectionSource,
+    fields: &Fields,
+) -> Result<ConnectionSettings, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid {
         origin: source.to_string(),
         message,
     };
-    let get = |key: &str| fields.get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let get = |key: &str| {
+        fields
+            .get(key)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
     let host = get("host");
     let account = match (get("account"), &host) {
         (Some(account), _) => account,
@@ -203,14 +212,19 @@ pub fn from_fields(source: ConnectionSource, fields: &Fields) -> Result<Connecti
     };
     let user = get("user").ok_or_else(|| invalid("`user` is missing".into()))?;
     let port = get("port")
-        .map(|p| p.parse::<u16>().map_err(|_| invalid(format!("`port` {p:?} is not a port number"))))
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| invalid(format!("`port` {p:?} is not a port number")))
+        })
         .transpose()?;
     let protocol = get("protocol").map(|p| p.to_ascii_lowercase());
     if let Some(p) = &protocol
         && p != "http"
         && p != "https"
     {
-        return Err(invalid(format!("`protocol` must be http or https, not {p:?}")));
+        return Err(invalid(format!(
+            "`protocol` must be http or https, not {p:?}"
+        )));
     }
     let auth = choose_auth(fields, &get).map_err(invalid)?;
     Ok(ConnectionSettings {
@@ -241,7 +255,9 @@ fn choose_auth(fields: &Fields, get: &dyn Fn(&str) -> Option<String>) -> Result<
             return Ok(key_pair(file, get("private_key_file_pwd")));
         }
         Some("programmatic_access_token") => {
-            let token = get("token").or_else(|| get("pat")).ok_or("a programmatic access token needs `token`")?;
+            let token = get("token")
+                .or_else(|| get("pat"))
+                .ok_or("a programmatic access token needs `token`")?;
             return Ok(Auth::Pat(Secret::new(token)));
         }
         Some("snowflake") | None => {}
@@ -261,7 +277,9 @@ fn choose_auth(fields: &Fields, get: &dyn Fn(&str) -> Option<String>) -> Result<
         return Ok(Auth::Password(Secret::new(password)));
     }
     if fields.contains_key("token") {
-        return Err("`token` is set but `authenticator` is not (oauth or programmatic_access_token)".into());
+        return Err(
+            "`token` is set but `authenticator` is not (oauth or programmatic_access_token)".into(),
+        );
     }
     Err("no credential: set a PAT, a password, or a private key file".into())
 }
@@ -278,14 +296,21 @@ mod tests {
     use super::*;
 
     fn fields(pairs: &[(&str, &str)]) -> Fields {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn daemon_table_wins_over_everything() {
         let inputs = CredentialInputs {
             daemon_config_path: "cfg.toml".into(),
-            daemon_table: Some(fields(&[("account", "a1"), ("user", "u1"), ("password", "p")])),
+            daemon_table: Some(fields(&[
+                ("account", "a1"),
+                ("user", "u1"),
+                ("password", "p"),
+            ])),
             environment: fields(&[("account", "a2"), ("user", "u2"), ("pat", "t")]),
             ..Default::default()
         };
@@ -297,7 +322,10 @@ mod tests {
     #[test]
     fn environment_comes_before_connections_toml() {
         let mut connections = BTreeMap::new();
-        connections.insert("default".to_string(), fields(&[("account", "c"), ("user", "cu"), ("password", "x")]));
+        connections.insert(
+            "default".to_string(),
+            fields(&[("account", "c"), ("user", "cu"), ("password", "x")]),
+        );
         let inputs = CredentialInputs {
             environment: fields(&[("account", "e"), ("user", "eu"), ("pat", "t")]),
             environment_origin: "environment".into(),
@@ -312,7 +340,14 @@ mod tests {
     #[test]
     fn default_connection_name_selects_a_table() {
         let mut connections = BTreeMap::new();
-        connections.insert("dev".to_string(), fields(&[("account", "d"), ("user", "du"), ("private_key_file", "/k.p8")]));
+        connections.insert(
+            "dev".to_string(),
+            fields(&[
+                ("account", "d"),
+                ("user", "du"),
+                ("private_key_file", "/k.p8"),
+            ]),
+        );
         let inputs = CredentialInputs {
             connections,
             connections_path: "connections.toml".into(),
@@ -322,7 +357,10 @@ mod tests {
         let settings = resolve(&inputs).unwrap();
         assert_eq!(settings.account, "d");
         assert!(matches!(settings.auth, Auth::KeyPair { .. }));
-        assert_eq!(settings.source.to_string(), "connection \"dev\" in connections.toml");
+        assert_eq!(
+            settings.source.to_string(),
+            "connection \"dev\" in connections.toml"
+        );
     }
 
     #[test]
@@ -333,12 +371,17 @@ mod tests {
             ..Default::default()
         };
         let err = resolve(&inputs).unwrap_err().to_string();
-        assert!(err.contains("prod") && err.contains("connections.toml"), "{err}");
+        assert!(
+            err.contains("prod") && err.contains("connections.toml"),
+            "{err}"
+        );
     }
 
     #[test]
     fn nothing_configured_says_what_to_set() {
-        let err = resolve(&CredentialInputs::default()).unwrap_err().to_string();
+        let err = resolve(&CredentialInputs::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("SNOWFLAKE_ACCOUNT"), "{err}");
     }
 
@@ -346,10 +389,19 @@ mod tests {
     fn host_port_protocol_make_the_base_url() {
         let settings = from_fields(
             ConnectionSource::Environment("env".into()),
-            &fields(&[("user", "u"), ("password", "p"), ("host", "127.0.0.1"), ("port", "8080"), ("protocol", "http")]),
+            &fields(&[
+                ("user", "u"),
+                ("password", "p"),
+                ("host", "127.0.0.1"),
+                ("port", "8080"),
+                ("protocol", "http"),
+            ]),
         )
         .unwrap();
-        assert_eq!(settings.base_url().as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(
+            settings.base_url().as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
         assert_eq!(settings.account, "127");
     }
 
@@ -357,13 +409,23 @@ mod tests {
     fn oauth_and_bad_values_are_checked() {
         let oauth = from_fields(
             ConnectionSource::Environment("env".into()),
-            &fields(&[("account", "a"), ("user", "u"), ("authenticator", "OAUTH"), ("token", "tok")]),
+            &fields(&[
+                ("account", "a"),
+                ("user", "u"),
+                ("authenticator", "OAUTH"),
+                ("token", "tok"),
+            ]),
         )
         .unwrap();
         assert!(matches!(oauth.auth, Auth::OAuth(_)));
         let bad_port = from_fields(
             ConnectionSource::Environment("env".into()),
-            &fields(&[("account", "a"), ("user", "u"), ("password", "p"), ("port", "http")]),
+            &fields(&[
+                ("account", "a"),
+                ("user", "u"),
+                ("password", "p"),
+                ("port", "http"),
+            ]),
         );
         assert!(bad_port.unwrap_err().to_string().contains("port"));
     }
@@ -372,7 +434,11 @@ mod tests {
     fn debug_output_never_contains_the_secret() {
         let settings = from_fields(
             ConnectionSource::Environment("env".into()),
-            &fields(&[("account", "a"), ("user", "u"), ("password", "s3cr3t-value")]),
+            &fields(&[
+                ("account", "a"),
+                ("user", "u"),
+                ("password", "s3cr3t-value"),
+            ]),
         )
         .unwrap();
         assert!(!format!("{settings:?}").contains("s3cr3t-value"));

@@ -27,7 +27,9 @@ impl Env for std::collections::HashMap<String, String> {
 }
 
 fn home(env: &dyn Env) -> PathBuf {
-    env.var("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
+    env.var("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// `$XDG_CONFIG_HOME/snowflaked` (default `~/.config/snowflaked`).

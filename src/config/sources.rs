@@ -23,7 +23,8 @@ pub fn load_settings(env: &dyn Env) -> Result<DaemonSettings, ConfigError> {
     let path = paths::config_file(env);
     let mut builder = config::Config::builder();
     if path.exists() {
-        builder = builder.add_source(config::File::from(path.clone()).format(config::FileFormat::Toml));
+        builder =
+            builder.add_source(config::File::from(path.clone()).format(config::FileFormat::Toml));
     }
     let mut variables: BTreeMap<String, String> = BTreeMap::new();
     for name in SETTINGS_VARIABLES {
@@ -117,7 +118,10 @@ pub fn read_credential_inputs(env: &dyn Env) -> Result<CredentialInputs, ConfigE
             require_private(&snowflake_config)?;
             for (name, value) in connections {
                 if let Some(t) = value.as_table() {
-                    inputs.connections.entry(name.clone()).or_insert_with(|| table_fields(t));
+                    inputs
+                        .connections
+                        .entry(name.clone())
+                        .or_insert_with(|| table_fields(t));
                 }
             }
         }
@@ -126,7 +130,9 @@ pub fn read_credential_inputs(env: &dyn Env) -> Result<CredentialInputs, ConfigE
             .and_then(|v| v.as_str())
             .map(str::to_string);
     }
-    inputs.default_connection_name = env.var("SNOWFLAKE_DEFAULT_CONNECTION_NAME").or(default_name);
+    inputs.default_connection_name = env
+        .var("SNOWFLAKE_DEFAULT_CONNECTION_NAME")
+        .or(default_name);
     Ok(inputs)
 }
 
@@ -194,10 +200,12 @@ fn read_toml(path: &Path) -> Result<Option<toml::Table>, ConfigError> {
             });
         }
     };
-    text.parse::<toml::Table>().map(Some).map_err(|e| ConfigError::Invalid {
-        origin: path.display().to_string(),
-        message: e.message().to_string(),
-    })
+    text.parse::<toml::Table>()
+        .map(Some)
+        .map_err(|e| ConfigError::Invalid {
+            origin: path.display().to_string(),
+            message: e.message().to_string(),
+        })
 }
 
 fn table_fields(table: &toml::Table) -> Fields {
@@ -247,7 +255,10 @@ mod tests {
     fn env_for(home: &Path) -> HashMap<String, String> {
         HashMap::from([
             ("HOME".to_string(), home.display().to_string()),
-            ("SNOWFLAKE_HOME".to_string(), home.join("sf").display().to_string()),
+            (
+                "SNOWFLAKE_HOME".to_string(),
+                home.join("sf").display().to_string(),
+            ),
         ])
     }
 
@@ -276,8 +287,14 @@ mod tests {
     #[test]
     fn a_bad_setting_names_its_origin() {
         let home = tempfile::tempdir().unwrap();
-        write(&home.path().join(".config/snowflaked/config.toml"), "idle_timeout = \"soon\"\n", 0o644);
-        let err = load_settings(&env_for(home.path())).unwrap_err().to_string();
+        write(
+            &home.path().join(".config/snowflaked/config.toml"),
+            "idle_timeout = \"soon\"\n",
+            0o644,
+        );
+        let err = load_settings(&env_for(home.path()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("config.toml") && err.contains("soon"), "{err}");
     }
 
@@ -289,9 +306,15 @@ mod tests {
             "[default]\naccount = \"a\"\nuser = \"u\"\npassword = \"p\"\n",
             0o644,
         );
-        let err = load_connection(&env_for(home.path())).unwrap_err().to_string();
+        let err = load_connection(&env_for(home.path()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("chmod 0600"), "{err}");
-        std::fs::set_permissions(home.path().join("sf/connections.toml"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(
+            home.path().join("sf/connections.toml"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         let settings = load_connection(&env_for(home.path())).unwrap();
         assert_eq!(settings.account, "a");
     }
@@ -300,7 +323,11 @@ mod tests {
     fn systemd_credential_file_provides_snowflake_variables() {
         let home = tempfile::tempdir().unwrap();
         let creds = home.path().join("creds");
-        write(&creds.join(CREDENTIAL_NAME), "SNOWFLAKE_ACCOUNT=acc\nSNOWFLAKE_USER=me\nSNOWFLAKE_PAT=tok\n", 0o600);
+        write(
+            &creds.join(CREDENTIAL_NAME),
+            "SNOWFLAKE_ACCOUNT=acc\nSNOWFLAKE_USER=me\nSNOWFLAKE_PAT=tok\n",
+            0o600,
+        );
         let mut env = env_for(home.path());
         env.insert("CREDENTIALS_DIRECTORY".into(), creds.display().to_string());
         let settings = load_connection(&env).unwrap();

@@ -76,7 +76,10 @@ struct State {
 
 impl State {
     fn total(&self) -> usize {
-        self.idle.len() + self.in_use + self.logging_in + self.pins.values().filter(|p| p.slot.is_some()).count()
+        self.idle.len()
+            + self.in_use
+            + self.logging_in
+            + self.pins.values().filter(|p| p.slot.is_some()).count()
     }
 }
 
@@ -141,21 +144,29 @@ impl Pool {
 
     /// The context a fresh session starts with, once known.
     pub fn login_context(&self) -> Option<Context> {
-        self.shared.login_context.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared
+            .login_context
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Hands out a session for `token`: its pinned transaction session if it has one, else
     /// the idle session it used last, else one whose context already equals `wanted`, else any
     /// idle one, else a new login if the pool has room; otherwise waits up to the checkout
     /// timeout.
-    pub async fn checkout(&self, token: &str, wanted: Option<&Context>) -> Result<Lease, PoolError> {
+    pub async fn checkout(
+        &self,
+        token: &str,
+        wanted: Option<&Context>,
+    ) -> Result<Lease, PoolError> {
         let deadline = Instant::now() + self.shared.settings.checkout_timeout;
         loop {
             let notified = self.shared.returned.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             match self.try_take(token, wanted)? {
-                Take::Ready(lease) => return Ok(lease),
+                Take::Ready(lease) => return Ok(*lease),
                 Take::Login => return self.login_for(token).await,
                 Take::Wait => {}
             }
@@ -196,9 +207,14 @@ impl Pool {
             return Err(PoolError::Closed);
         }
         if state.total() >= self.shared.settings.max_size && !state.idle.is_empty() {
-            let oldest = (0..state.idle.len()).min_by_key(|&i| state.idle[i].last_used).unwrap_or(0);
+            let oldest = (0..state.idle.len())
+                .min_by_key(|&i| state.idle[i].last_used)
+                .unwrap_or(0);
             let retired = state.idle.remove(oldest);
-            tracing::debug!(session = retired.id, "retired to make room for a fresh session");
+            tracing::debug!(
+                session = retired.id,
+                "retired to make room for a fresh session"
+            );
         }
         if state.total() < self.shared.settings.max_size {
             state.logging_in += 1;
@@ -217,7 +233,7 @@ impl Pool {
             return Ok(match pin.slot.take() {
                 Some(slot) => {
                     state.in_use += 1;
-                    Take::Ready(self.lease(slot, token, true))
+                    Take::Ready(Box::new(self.lease(slot, token, true)))
                 }
                 None => Take::Wait,
             });
@@ -231,7 +247,7 @@ impl Pool {
         if let Some(index) = pick {
             let slot = state.idle.swap_remove(index);
             state.in_use += 1;
-            return Ok(Take::Ready(self.lease(slot, token, false)));
+            return Ok(Take::Ready(Box::new(self.lease(slot, token, false))));
         }
         if state.total() < self.shared.settings.max_size {
             state.logging_in += 1;
@@ -284,11 +300,21 @@ impl Pool {
                 return Err(e);
             }
         };
-        let readback = session.execute(READBACK_SQL, Some(1), CancellationToken::new()).await?;
-        let context = readback.rows.first().and_then(|row| parse_readback(row, None)).unwrap_or_default();
+        let readback = session
+            .execute(READBACK_SQL, Some(1), CancellationToken::new())
+            .await?;
+        let context = readback
+            .rows
+            .first()
+            .and_then(|row| parse_readback(row, None))
+            .unwrap_or_default();
         self.shared.logins.fetch_add(1, Ordering::Relaxed);
         {
-            let mut known = self.shared.login_context.lock().unwrap_or_else(|e| e.into_inner());
+            let mut known = self
+                .shared
+                .login_context
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             known.get_or_insert_with(|| context.clone());
         }
         let id = {
@@ -296,7 +322,11 @@ impl Pool {
             state.next_id += 1;
             state.next_id
         };
-        tracing::info!(session = id, elapsed_ms = started.elapsed().as_millis() as u64, "logged in to Snowflake");
+        tracing::info!(
+            session = id,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "logged in to Snowflake"
+        );
         let now = Instant::now();
         Ok(Slot {
             id,
@@ -315,7 +345,11 @@ impl Pool {
             let state = self.lock();
             let available = state.idle.len() + state.logging_in;
             let room = self.shared.settings.max_size.saturating_sub(state.total());
-            self.shared.settings.min_idle.saturating_sub(available).min(room)
+            self.shared
+                .settings
+                .min_idle
+                .saturating_sub(available)
+                .min(room)
         };
         for _ in 0..wanted {
             self.lock().logging_in += 1;
@@ -380,7 +414,9 @@ impl Pool {
         let now = Instant::now();
         let mut state = self.lock();
         let before = state.idle.len();
-        state.idle.retain(|s| now.duration_since(s.created) < settings.max_lifetime);
+        state
+            .idle
+            .retain(|s| now.duration_since(s.created) < settings.max_lifetime);
         let retired = before - state.idle.len();
         let mut due = Vec::new();
         let mut i = 0;
@@ -394,7 +430,12 @@ impl Pool {
         }
         state.in_use += due.len();
         drop(state);
-        (due.into_iter().map(|slot| self.lease(slot, "", false)).collect(), retired)
+        (
+            due.into_iter()
+                .map(|slot| self.lease(slot, "", false))
+                .collect(),
+            retired,
+        )
     }
 
     /// Stops handing out sessions and drops the idle ones; leases still out are dropped when
@@ -421,7 +462,10 @@ impl Pool {
                 slot.last_token = Some(token.to_string());
             }
             if pinned {
-                let pin = state.pins.entry(token.to_string()).or_insert(Pin { slot: None, last_used: slot.last_used });
+                let pin = state.pins.entry(token.to_string()).or_insert(Pin {
+                    slot: None,
+                    last_used: slot.last_used,
+                });
                 pin.last_used = slot.last_used;
                 pin.slot = Some(slot);
             } else {
@@ -435,7 +479,7 @@ impl Pool {
 }
 
 enum Take {
-    Ready(Lease),
+    Ready(Box<Lease>),
     Login,
     Wait,
 }
@@ -463,7 +507,10 @@ impl Lease {
         cancel: CancellationToken,
     ) -> Result<crate::snowflake::StatementOutput, BackendError> {
         self.busy = true;
-        let slot = self.slot.as_ref().expect("a lease holds its slot until dropped");
+        let slot = self
+            .slot
+            .as_ref()
+            .expect("a lease holds its slot until dropped");
         let result = slot.session.execute(sql, max_rows, cancel).await;
         self.busy = false;
         if let Err(e) = &result

@@ -14,7 +14,10 @@ const HEARTBEAT_SQL: &str = "SELECT 1";
 /// Runs until `shutdown` fires. `transaction_idle_timeout` of zero never rolls back.
 pub async fn run(pool: Pool, transaction_idle_timeout: Duration, shutdown: CancellationToken) {
     let settings = pool.settings().clone();
-    let tick = settings.heartbeat_interval.min(Duration::from_secs(30)).max(Duration::from_secs(1));
+    let tick = settings
+        .heartbeat_interval
+        .min(Duration::from_secs(30))
+        .max(Duration::from_secs(1));
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -30,7 +33,10 @@ pub async fn run(pool: Pool, transaction_idle_timeout: Duration, shutdown: Cance
 pub async fn tick_once(pool: &Pool, transaction_idle_timeout: Duration) {
     let (due, retired) = pool.take_due();
     if retired > 0 {
-        tracing::info!(retired, "recycled sessions nearing Snowflake's token lifetime");
+        tracing::info!(
+            retired,
+            "recycled sessions nearing Snowflake's token lifetime"
+        );
     }
     for mut lease in due {
         let check = tokio::time::timeout(
@@ -45,7 +51,10 @@ pub async fn tick_once(pool: &Pool, transaction_idle_timeout: Duration) {
                 lease.discard();
             }
             Err(_) => {
-                tracing::warn!(session = lease.session_id(), "heartbeat timed out; replacing the session");
+                tracing::warn!(
+                    session = lease.session_id(),
+                    "heartbeat timed out; replacing the session"
+                );
                 lease.discard();
             }
         }
@@ -65,7 +74,10 @@ pub async fn roll_back_abandoned(pool: &Pool, token: &str, why: &str) -> bool {
     let Some(mut lease) = pool.take_pinned(token) else {
         return false;
     };
-    match lease.execute("ROLLBACK", None, CancellationToken::new()).await {
+    match lease
+        .execute("ROLLBACK", None, CancellationToken::new())
+        .await
+    {
         Ok(_) => tracing::warn!(token, reason = why, "rolled back an abandoned transaction"),
         Err(e) => {
             tracing::warn!(token, reason = why, error = %e, "rolling back an abandoned transaction failed; dropping its session");

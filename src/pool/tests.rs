@@ -27,11 +27,18 @@ async fn never_more_sessions_than_the_bound_and_waiters_time_out() {
     let b = pool.checkout("b", None).await.unwrap();
     assert_eq!(pool.stats().in_use, 2);
     let err = pool.checkout("c", None).await.err().expect("pool is full");
-    assert!(matches!(err, PoolError::CheckoutTimeout { max: 2, .. }), "{err}");
+    assert!(
+        matches!(err, PoolError::CheckoutTimeout { max: 2, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("pool.max_size"));
     drop(a);
     let c = pool.checkout("c", None).await.unwrap();
-    assert_eq!(fake.logins(), 2, "the returned session was reused, not a new login");
+    assert_eq!(
+        fake.logins(),
+        2,
+        "the returned session was reused, not a new login"
+    );
     drop((b, c));
 }
 
@@ -65,15 +72,24 @@ async fn a_token_gets_back_the_session_it_used_last() {
 async fn a_pinned_session_never_reaches_another_token() {
     let pool = Pool::new(Arc::new(FakeBackend::default()), settings(1));
     let mut lease = pool.checkout("tx", None).await.unwrap();
-    lease.execute("BEGIN", None, CancellationToken::new()).await.unwrap();
+    lease
+        .execute("BEGIN", None, CancellationToken::new())
+        .await
+        .unwrap();
     lease.pin();
     drop(lease);
     assert!(pool.is_pinned("tx"));
     // The only session is pinned: another token waits and times out.
-    assert!(matches!(pool.checkout("other", None).await, Err(PoolError::CheckoutTimeout { .. })));
+    assert!(matches!(
+        pool.checkout("other", None).await,
+        Err(PoolError::CheckoutTimeout { .. })
+    ));
     let mut again = pool.checkout("tx", None).await.unwrap();
     assert!(again.is_pinned());
-    again.execute("COMMIT", None, CancellationToken::new()).await.unwrap();
+    again
+        .execute("COMMIT", None, CancellationToken::new())
+        .await
+        .unwrap();
     again.unpin();
     drop(again);
     assert!(!pool.is_pinned("tx"));
@@ -85,7 +101,10 @@ async fn abandoned_transactions_are_rolled_back_by_the_monitor() {
     let fake = FakeBackend::default();
     let pool = Pool::new(Arc::new(fake.clone()), settings(2));
     let mut lease = pool.checkout("tx", None).await.unwrap();
-    lease.execute("BEGIN", None, CancellationToken::new()).await.unwrap();
+    lease
+        .execute("BEGIN", None, CancellationToken::new())
+        .await
+        .unwrap();
     lease.pin();
     drop(lease);
     assert_eq!(fake.open_transactions(), 1);
@@ -128,7 +147,10 @@ async fn a_dead_backend_is_an_error_not_a_hang_and_recovery_is_automatic() {
     fake.set_down(true);
     let pool = Pool::new(Arc::new(fake.clone()), settings(2));
     let err = pool.checkout("a", None).await.err().unwrap();
-    assert!(matches!(err, PoolError::Backend(BackendError::Unreachable(_))), "{err}");
+    assert!(
+        matches!(err, PoolError::Backend(BackendError::Unreachable(_))),
+        "{err}"
+    );
     assert_eq!(pool.stats().logging_in, 0);
     fake.set_down(false);
     assert!(pool.checkout("a", None).await.is_ok());

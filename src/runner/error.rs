@@ -43,7 +43,9 @@ pub enum RunError {
     #[error("{0}")]
     Busy(String),
     /// The session holding the token's transaction expired; Snowflake rolled it back.
-    #[error("the Snowflake session holding this token's open transaction expired; the transaction was rolled back by Snowflake — run it again")]
+    #[error(
+        "the Snowflake session holding this token's open transaction expired; the transaction was rolled back by Snowflake — run it again"
+    )]
     TransactionLost,
     /// The token has a statement running and the operation needs it idle.
     #[error("{0}")]
@@ -76,8 +78,12 @@ impl From<BackendError> for RunError {
                 rolled_back: false,
             },
             BackendError::Login { .. } => RunError::Login(e.to_string()),
-            BackendError::Unreachable(_) | BackendError::Protocol(_) => RunError::Unreachable(e.to_string()),
-            BackendError::SessionExpired { .. } => RunError::Unreachable(format!("{e}, and logging in again did not help")),
+            BackendError::Unreachable(_) | BackendError::Protocol(_) => {
+                RunError::Unreachable(e.to_string())
+            }
+            BackendError::SessionExpired { .. } => {
+                RunError::Unreachable(format!("{e}, and logging in again did not help"))
+            }
             BackendError::Cancelled { query_id } => RunError::Cancelled { query_id },
         }
     }
@@ -96,7 +102,12 @@ impl From<PoolError> for RunError {
 impl RunError {
     /// Attaches the failing statement's position in a multi-statement request.
     pub fn at_statement(mut self, index: usize, rolled_back_now: bool) -> Self {
-        if let RunError::Statement { statement, rolled_back, .. } = &mut self {
+        if let RunError::Statement {
+            statement,
+            rolled_back,
+            ..
+        } = &mut self
+        {
             *statement = Some(index);
             *rolled_back = rolled_back_now;
         }

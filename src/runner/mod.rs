@@ -74,7 +74,12 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(pool: Pool, registry: Arc<Registry>, metrics: Arc<Metrics>, defaults: QuerySettings) -> Self {
+    pub fn new(
+        pool: Pool,
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+        defaults: QuerySettings,
+    ) -> Self {
         Self {
             pool,
             registry,
@@ -108,22 +113,36 @@ impl Runner {
                 outcome = "ok",
                 "statement served"
             ),
-            Err(e) => tracing::info!(token, error = %e, elapsed_ms = started.elapsed().as_millis() as u64, outcome = "failed", "statement failed"),
+            Err(e) => {
+                tracing::info!(token, error = %e, elapsed_ms = started.elapsed().as_millis() as u64, outcome = "failed", "statement failed")
+            }
         }
         result
     }
 
-    async fn query_inner(&self, token: &str, input: &QueryInput, started: Instant) -> Result<QueryOutcome, RunError> {
+    async fn query_inner(
+        &self,
+        token: &str,
+        input: &QueryInput,
+        started: Instant,
+    ) -> Result<QueryOutcome, RunError> {
         let statements = sql::split(&input.sql)?;
-        if input.read_only.unwrap_or(self.defaults.read_only) {
-            if let Some((index, refused)) = statements.iter().enumerate().find(|(_, s)| !s.is_read_only()) {
-                return Err(RunError::ReadOnly {
-                    statement: index + 1,
-                    reason: refused.refusal(),
-                });
-            }
+        if input.read_only.unwrap_or(self.defaults.read_only)
+            && let Some((index, refused)) = statements
+                .iter()
+                .enumerate()
+                .find(|(_, s)| !s.is_read_only())
+        {
+            return Err(RunError::ReadOnly {
+                statement: index + 1,
+                reason: refused.refusal(),
+            });
         }
-        if input.transaction && statements.iter().any(|s| matches!(s.kind, Kind::Begin | Kind::Commit | Kind::Rollback)) {
+        if input.transaction
+            && statements
+                .iter()
+                .any(|s| matches!(s.kind, Kind::Begin | Kind::Commit | Kind::Rollback))
+        {
             return Err(RunError::BadRequest(
                 "--transaction wraps the statements in BEGIN … COMMIT itself; leave out BEGIN, COMMIT and ROLLBACK".into(),
             ));
@@ -132,13 +151,25 @@ impl Runner {
             0 => None,
             n => Some(n),
         };
-        let timeout = input.timeout.or(Some(self.defaults.timeout)).filter(|t| !t.is_zero());
+        let timeout = input
+            .timeout
+            .or(Some(self.defaults.timeout))
+            .filter(|t| !t.is_zero());
 
         let cancel = CancellationToken::new();
-        let _registration = input.request_id.as_ref().map(|id| self.register(id, cancel.clone()));
+        let _registration = input
+            .request_id
+            .as_ref()
+            .map(|id| self.register(id, cancel.clone()));
         self.registry.touch(token);
 
-        let work = self.run_statements(token, &statements, input.transaction, max_rows, cancel.clone());
+        let work = self.run_statements(
+            token,
+            &statements,
+            input.transaction,
+            max_rows,
+            cancel.clone(),
+        );
         tokio::pin!(work);
         let mut timed_out = false;
         let result = match timeout {
@@ -186,26 +217,37 @@ impl Runner {
         let mut lease = self.checkout_for(token).await?;
         if transaction {
             let begin = sql::split("BEGIN")?.remove(0);
-            self.run_one(token, &mut lease, &begin, Some(0), cancel.clone()).await?;
+            self.run_one(token, &mut lease, &begin, Some(0), cancel.clone())
+                .await?;
         }
         let mut summaries = Vec::with_capacity(statements.len());
         let mut last = StatementOutput::default();
         for (index, statement) in statements.iter().enumerate() {
-            match self.run_one(token, &mut lease, statement, max_rows, cancel.clone()).await {
+            match self
+                .run_one(token, &mut lease, statement, max_rows, cancel.clone())
+                .await
+            {
                 Ok(output) => {
                     summaries.push((output.query_id.clone(), output.rows.len() as u64));
                     last = output;
                 }
                 Err(e) => {
                     let rolled_back = transaction && self.roll_back(&mut lease).await;
-                    let e = if statements.len() > 1 || transaction { e.at_statement(index + 1, rolled_back) } else { e };
+                    let e = if statements.len() > 1 || transaction {
+                        e.at_statement(index + 1, rolled_back)
+                    } else {
+                        e
+                    };
                     return Err(e);
                 }
             }
         }
         if transaction {
             let commit = sql::split("COMMIT")?.remove(0);
-            if let Err(e) = self.run_one(token, &mut lease, &commit, Some(0), cancel).await {
+            if let Err(e) = self
+                .run_one(token, &mut lease, &commit, Some(0), cancel)
+                .await
+            {
                 self.roll_back(&mut lease).await;
                 return Err(e);
             }
@@ -218,7 +260,10 @@ impl Runner {
 
     /// Rolls back a transaction request after a failure; returns whether ROLLBACK succeeded.
     async fn roll_back(&self, lease: &mut Lease) -> bool {
-        let ok = lease.execute("ROLLBACK", None, CancellationToken::new()).await.is_ok();
+        let ok = lease
+            .execute("ROLLBACK", None, CancellationToken::new())
+            .await
+            .is_ok();
         if !ok {
             lease.discard();
         }
@@ -237,7 +282,10 @@ impl Runner {
     ) -> Result<StatementOutput, RunError> {
         let mut retried = false;
         loop {
-            match lease.execute(&statement.text, max_rows, cancel.clone()).await {
+            match lease
+                .execute(&statement.text, max_rows, cancel.clone())
+                .await
+            {
                 Ok(output) => {
                     match statement.kind {
                         Kind::Begin => lease.pin(),
@@ -266,8 +314,14 @@ impl Runner {
                 Err(e) if e.is_session_expired() && !retried => {
                     // Snowflake refused the statement before running it: safe to run again.
                     retried = true;
-                    self.metrics.session_expiry_recoveries.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(token, session = lease.session_id(), "session expired; logging in again and retrying");
+                    self.metrics
+                        .session_expiry_recoveries
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        token,
+                        session = lease.session_id(),
+                        "session expired; logging in again and retrying"
+                    );
                     lease.discard();
                     *lease = self.checkout_fresh_for(token).await?;
                 }
@@ -278,9 +332,15 @@ impl Runner {
 
     /// Reads the session's context back from Snowflake and stores it for the token.
     async fn read_back(&self, token: &str, lease: &mut Lease) -> Result<(), RunError> {
-        let output = lease.execute(READBACK_SQL, Some(1), CancellationToken::new()).await?;
+        let output = lease
+            .execute(READBACK_SQL, Some(1), CancellationToken::new())
+            .await?;
         let query_tag = lease.context().query_tag.clone();
-        if let Some(context) = output.rows.first().and_then(|row| parse_readback(row, query_tag)) {
+        if let Some(context) = output
+            .rows
+            .first()
+            .and_then(|row| parse_readback(row, query_tag))
+        {
             lease.set_context(context.clone());
             self.registry.set_context(token, context);
         }
@@ -301,7 +361,10 @@ impl Runner {
 
     /// Checks out a session for the token with the token's context applied.
     async fn checkout_for(&self, token: &str) -> Result<Lease, RunError> {
-        let lease = self.pool.checkout(token, self.registry.context(token).as_ref()).await?;
+        let lease = self
+            .pool
+            .checkout(token, self.registry.context(token).as_ref())
+            .await?;
         self.prepare(token, lease).await
     }
 
@@ -329,23 +392,39 @@ impl Runner {
             if plan.statements.is_empty() {
                 return Ok(lease);
             }
-            tracing::debug!(token, session = lease.session_id(), changes = plan.statements.len(), "applying context");
+            tracing::debug!(
+                token,
+                session = lease.session_id(),
+                changes = plan.statements.len(),
+                "applying context"
+            );
             let mut failure = None;
             for statement in &plan.statements {
-                if let Err(e) = lease.execute(statement, Some(0), CancellationToken::new()).await {
+                if let Err(e) = lease
+                    .execute(statement, Some(0), CancellationToken::new())
+                    .await
+                {
                     failure = Some(e);
                     break;
                 }
             }
             match failure {
                 None => {
-                    let output = lease.execute(READBACK_SQL, Some(1), CancellationToken::new()).await?;
-                    let actual = output.rows.first().and_then(|row| parse_readback(row, wanted.query_tag.clone())).unwrap_or(wanted);
+                    let output = lease
+                        .execute(READBACK_SQL, Some(1), CancellationToken::new())
+                        .await?;
+                    let actual = output
+                        .rows
+                        .first()
+                        .and_then(|row| parse_readback(row, wanted.query_tag.clone()))
+                        .unwrap_or(wanted);
                     lease.set_context(actual);
                     return Ok(lease);
                 }
                 Some(e) if e.is_session_expired() && attempt == 0 => {
-                    self.metrics.session_expiry_recoveries.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .session_expiry_recoveries
+                        .fetch_add(1, Ordering::Relaxed);
                     lease.discard();
                     drop(lease);
                     lease = self.pool.checkout_fresh(token).await?;
@@ -362,7 +441,11 @@ impl Runner {
 
     /// Changes the token's context, validated by Snowflake: a name that does not exist is an
     /// error and leaves the context as it was.
-    pub async fn set_context(&self, token: &str, change: ContextChange) -> Result<Context, RunError> {
+    pub async fn set_context(
+        &self,
+        token: &str,
+        change: ContextChange,
+    ) -> Result<Context, RunError> {
         let mut statements = Vec::new();
         let fields: [(&str, &Option<String>, bool); 4] = [
             ("ROLE", &change.role, false),
@@ -373,7 +456,10 @@ impl Runner {
         for (keyword, value, qualified) in fields {
             if let Some(name) = value {
                 let ident = context::user_identifier(name, qualified).ok_or_else(|| {
-                    RunError::BadRequest(format!("{name:?} is not a valid {} name", keyword.to_ascii_lowercase()))
+                    RunError::BadRequest(format!(
+                        "{name:?} is not a valid {} name",
+                        keyword.to_ascii_lowercase()
+                    ))
                 })?;
                 statements.push(format!("USE {keyword} {ident}"));
             }
@@ -409,7 +495,9 @@ impl Runner {
 
     /// Forgets a token, rolling back its open transaction first.
     pub async fn end_token(&self, token: &str) -> Result<bool, RunError> {
-        if self.pool.is_pinned(token) && !monitor::roll_back_abandoned(&self.pool, token, "token ended").await {
+        if self.pool.is_pinned(token)
+            && !monitor::roll_back_abandoned(&self.pool, token, "token ended").await
+        {
             return Err(RunError::Conflict(format!(
                 "token {token} has a statement running inside its transaction; cancel it first"
             )));
@@ -430,8 +518,14 @@ impl Runner {
     }
 
     fn register(&self, id: &str, cancel: CancellationToken) -> Registration<'_> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), cancel);
-        Registration { runner: self, id: id.to_string() }
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), cancel);
+        Registration {
+            runner: self,
+            id: id.to_string(),
+        }
     }
 }
 
@@ -443,7 +537,11 @@ struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.runner.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        self.runner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
     }
 }
 

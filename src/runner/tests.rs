@@ -36,7 +36,11 @@ fn sql(text: &str) -> QueryInput {
 }
 
 fn statements_on(fake: &FakeBackend, session: u64) -> Vec<String> {
-    fake.statements().into_iter().filter(|(s, _)| *s == session).map(|(_, t)| t).collect()
+    fake.statements()
+        .into_iter()
+        .filter(|(s, _)| *s == session)
+        .map(|(_, t)| t)
+        .collect()
 }
 
 #[tokio::test(start_paused = true)]
@@ -47,10 +51,26 @@ async fn tokens_never_see_each_others_context_on_a_shared_session() {
     let b = runner.query("b", sql("USE DATABASE b_db")).await.unwrap();
     assert_eq!(b.context.database.as_deref(), Some("B_DB"));
     // Same single session: a's context is re-applied for a, and b's for b.
-    let a = runner.query("a", sql("SELECT CURRENT_DATABASE(), CURRENT_SCHEMA(), CURRENT_WAREHOUSE(), CURRENT_ROLE()")).await.unwrap();
+    let a = runner
+        .query(
+            "a",
+            sql("SELECT CURRENT_DATABASE(), CURRENT_SCHEMA(), CURRENT_WAREHOUSE(), CURRENT_ROLE()"),
+        )
+        .await
+        .unwrap();
     assert_eq!(a.output.rows[0][0], serde_json::json!("A_DB"));
-    let fresh = runner.query("c", sql("SELECT CURRENT_DATABASE(), CURRENT_SCHEMA(), CURRENT_WAREHOUSE(), CURRENT_ROLE()")).await.unwrap();
-    assert_eq!(fresh.output.rows[0][0], serde_json::Value::Null, "a new token starts from the login defaults, not from b's database");
+    let fresh = runner
+        .query(
+            "c",
+            sql("SELECT CURRENT_DATABASE(), CURRENT_SCHEMA(), CURRENT_WAREHOUSE(), CURRENT_ROLE()"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fresh.output.rows[0][0],
+        serde_json::Value::Null,
+        "a new token starts from the login defaults, not from b's database"
+    );
     // b and c each needed a session without a's/b's database; no statement clears one, so each
     // got a fresh login (the pool of one retired the old session to make room).
     assert_eq!(fake.logins(), 3);
@@ -63,7 +83,11 @@ async fn only_the_difference_is_replayed_and_nothing_when_the_session_matches() 
     runner.query("a", sql("USE DATABASE db")).await.unwrap();
     let before = fake.statements().len();
     runner.query("a", sql("SELECT 1")).await.unwrap();
-    assert_eq!(fake.statements().len(), before + 1, "affinity: same session, nothing replayed");
+    assert_eq!(
+        fake.statements().len(),
+        before + 1,
+        "affinity: same session, nothing replayed"
+    );
     assert_eq!(fake.statements().last().unwrap().1, "SELECT 1");
 }
 
@@ -72,17 +96,41 @@ async fn a_failed_use_leaves_the_context_as_it_was() {
     let fake = FakeBackend::with_databases(&["GOOD"]);
     let runner = runner_with(&fake, 1);
     runner
-        .set_context("t", ContextChange { database: Some("good".into()), ..Default::default() })
+        .set_context(
+            "t",
+            ContextChange {
+                database: Some("good".into()),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let err = runner
-        .set_context("t", ContextChange { database: Some("missing".into()), ..Default::default() })
+        .set_context(
+            "t",
+            ContextChange {
+                database: Some("missing".into()),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, RunError::Statement { ref code, .. } if code.as_deref() == Some("002043")), "{err}");
-    assert_eq!(runner.registry().context("t").unwrap().database.as_deref(), Some("GOOD"));
+    assert!(
+        matches!(err, RunError::Statement { ref code, .. } if code.as_deref() == Some("002043")),
+        "{err}"
+    );
+    assert_eq!(
+        runner.registry().context("t").unwrap().database.as_deref(),
+        Some("GOOD")
+    );
     let bad_name = runner
-        .set_context("t", ContextChange { database: Some("x; DROP TABLE y".into()), ..Default::default() })
+        .set_context(
+            "t",
+            ContextChange {
+                database: Some("x; DROP TABLE y".into()),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
     assert!(matches!(bad_name, RunError::BadRequest(_)));
@@ -98,9 +146,18 @@ async fn an_expired_session_is_replaced_and_the_statement_retried_with_the_conte
     assert_eq!(outcome.output.rows[0][0], serde_json::json!(1));
     assert_eq!(fake.logins(), 2);
     let on_new_session = statements_on(&fake, 2);
-    assert!(on_new_session.contains(&"USE DATABASE \"DB\"".to_string()), "context re-applied: {on_new_session:?}");
+    assert!(
+        on_new_session.contains(&"USE DATABASE \"DB\"".to_string()),
+        "context re-applied: {on_new_session:?}"
+    );
     assert_eq!(on_new_session.last().unwrap(), "SELECT 1");
-    assert_eq!(runner.metrics.session_expiry_recoveries.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        runner
+            .metrics
+            .session_expiry_recoveries
+            .load(Ordering::Relaxed),
+        1
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -131,14 +188,22 @@ async fn a_failing_statement_rolls_back_the_whole_transaction_request() {
     };
     let err = runner.query("tx", input).await.unwrap_err();
     match err {
-        RunError::Statement { statement, rolled_back, .. } => {
+        RunError::Statement {
+            statement,
+            rolled_back,
+            ..
+        } => {
             assert_eq!(statement, Some(2));
             assert!(rolled_back);
         }
         other => panic!("{other:?}"),
     }
     let ran: Vec<String> = fake.statements().into_iter().map(|(_, s)| s).collect();
-    assert_eq!(ran.iter().filter(|s| s.starts_with("INSERT")).count(), 1, "stopped at the failure: {ran:?}");
+    assert_eq!(
+        ran.iter().filter(|s| s.starts_with("INSERT")).count(),
+        1,
+        "stopped at the failure: {ran:?}"
+    );
     assert_eq!(ran.last().unwrap(), "ROLLBACK");
     assert!(!runner.pool().is_pinned("tx"));
     assert_eq!(fake.open_transactions(), 0);
@@ -185,15 +250,28 @@ async fn cancel_by_request_id_stops_a_running_statement() {
         let runner = runner.clone();
         tokio::spawn(async move {
             runner
-                .query("a", QueryInput { sql: "SELECT SYSTEM$WAIT(60)".into(), request_id: Some("q-1".into()), ..QueryInput::default() })
+                .query(
+                    "a",
+                    QueryInput {
+                        sql: "SELECT SYSTEM$WAIT(60)".into(),
+                        request_id: Some("q-1".into()),
+                        ..QueryInput::default()
+                    },
+                )
                 .await
         })
     };
     while !runner.cancel("q-1") {
         tokio::task::yield_now().await;
     }
-    assert!(matches!(running.await.unwrap(), Err(RunError::Cancelled { .. })));
-    assert!(!runner.cancel("q-1"), "the id is forgotten once the statement ends");
+    assert!(matches!(
+        running.await.unwrap(),
+        Err(RunError::Cancelled { .. })
+    ));
+    assert!(
+        !runner.cancel("q-1"),
+        "the id is forgotten once the statement ends"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -204,13 +282,19 @@ async fn a_dropped_request_cancels_and_the_session_is_not_reused_mid_statement()
         let runner = runner.clone();
         tokio::spawn(async move { runner.query("a", sql("SELECT SYSTEM$WAIT(60)")).await })
     };
-    while runner.metrics.queries_running.load(Ordering::Relaxed) == 0 || fake.statements().is_empty() {
+    while runner.metrics.queries_running.load(Ordering::Relaxed) == 0
+        || fake.statements().is_empty()
+    {
         tokio::task::yield_now().await;
     }
     running.abort();
     let _ = running.await;
     assert!(runner.query("a", sql("SELECT 1")).await.is_ok());
-    assert_eq!(fake.logins(), 2, "the abandoned session was dropped, a new one logged in");
+    assert_eq!(
+        fake.logins(),
+        2,
+        "the abandoned session was dropped, a new one logged in"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -230,7 +314,10 @@ async fn an_expired_session_inside_a_transaction_is_reported_not_hidden() {
     let runner = runner_with(&fake, 1);
     runner.query("tx", sql("BEGIN")).await.unwrap();
     fake.expire_all_sessions();
-    assert!(matches!(runner.query("tx", sql("INSERT INTO t VALUES (1)")).await, Err(RunError::TransactionLost)));
+    assert!(matches!(
+        runner.query("tx", sql("INSERT INTO t VALUES (1)")).await,
+        Err(RunError::TransactionLost)
+    ));
     assert!(!runner.pool().is_pinned("tx"));
     assert!(runner.query("tx", sql("SELECT 1")).await.is_ok());
 }
@@ -239,8 +326,21 @@ async fn an_expired_session_inside_a_transaction_is_reported_not_hidden() {
 async fn max_rows_truncates_without_touching_the_sql() {
     let fake = FakeBackend::default();
     let runner = runner_with(&fake, 1);
-    let outcome = runner.query("a", QueryInput { sql: "ROWS 10".into(), max_rows: Some(3), ..QueryInput::default() }).await.unwrap();
+    let outcome = runner
+        .query(
+            "a",
+            QueryInput {
+                sql: "ROWS 10".into(),
+                max_rows: Some(3),
+                ..QueryInput::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(outcome.output.rows.len(), 3);
     assert!(outcome.output.truncated);
-    assert!(fake.statements().iter().any(|(_, s)| s == "ROWS 10"), "the SQL was sent unmodified");
+    assert!(
+        fake.statements().iter().any(|(_, s)| s == "ROWS 10"),
+        "the SQL was sent unmodified"
+    );
 }

@@ -10,14 +10,14 @@ use crate::runner::RunError;
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub detail: ErrorDetail,
+    pub detail: Box<ErrorDetail>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
         Self {
             status,
-            detail: ErrorDetail {
+            detail: Box::new(ErrorDetail {
                 kind: kind.to_string(),
                 message: message.into(),
                 code: None,
@@ -25,7 +25,7 @@ impl ApiError {
                 query_id: None,
                 hint: None,
                 statement: None,
-            },
+            }),
         }
     }
 
@@ -44,12 +44,16 @@ impl ApiError {
     }
 
     pub fn method_not_allowed(method: &hyper::Method, path: &str) -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on {path}"))
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}"),
+        )
     }
 
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
-            error: self.detail.clone(),
+            error: (*self.detail).clone(),
         }
     }
 }
@@ -73,12 +77,18 @@ impl From<RunError> for ApiError {
                 rolled_back,
                 ..
             } => {
-                let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "statement_failed", message);
+                let mut e = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "statement_failed",
+                    message,
+                );
                 e.detail.hint = hint_for(code.as_deref(), &e.detail.message);
                 if rolled_back {
                     e.detail.hint = Some(match e.detail.hint.take() {
                         Some(h) => format!("the transaction was rolled back; {h}"),
-                        None => "the transaction was rolled back; nothing it did was kept".to_string(),
+                        None => {
+                            "the transaction was rolled back; nothing it did was kept".to_string()
+                        }
                     });
                 }
                 e.detail.code = code;
@@ -89,8 +99,11 @@ impl From<RunError> for ApiError {
             }
             RunError::Login(_) => ApiError::new(StatusCode::BAD_GATEWAY, "login_failed", message)
                 .with_hint("check the connection with `snowflaked config --check`"),
-            RunError::Unreachable(_) => ApiError::new(StatusCode::BAD_GATEWAY, "snowflake_unreachable", message)
-                .with_hint("the daemon retries by itself; check the network or Snowflake's status"),
+            RunError::Unreachable(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "snowflake_unreachable", message).with_hint(
+                    "the daemon retries by itself; check the network or Snowflake's status",
+                )
+            }
             RunError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message)
                 .with_hint("raise --timeout, or narrow the query"),
             RunError::Cancelled { query_id } => {
@@ -99,11 +112,17 @@ impl From<RunError> for ApiError {
                 e.detail.sqlstate = Some("57014".to_string());
                 e
             }
-            RunError::Busy(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "pool_exhausted", message),
-            RunError::TransactionLost => ApiError::new(StatusCode::CONFLICT, "transaction_lost", message),
+            RunError::Busy(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "pool_exhausted", message)
+            }
+            RunError::TransactionLost => {
+                ApiError::new(StatusCode::CONFLICT, "transaction_lost", message)
+            }
             RunError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
-            RunError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
-                .with_hint("run the command again; the next daemon answers it"),
+            RunError::ShuttingDown => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
+                    .with_hint("run the command again; the next daemon answers it")
+            }
         }
     }
 }
@@ -112,12 +131,20 @@ impl From<RunError> for ApiError {
 fn hint_for(code: Option<&str>, message: &str) -> Option<String> {
     let lower = message.to_ascii_lowercase();
     let hint = match code {
-        Some("002003") | Some("002043") => "the object does not exist or your role cannot see it: check `snowflaked context` and switch with `snowflaked use database|schema|role NAME`",
+        Some("002003") | Some("002043") => {
+            "the object does not exist or your role cannot see it: check `snowflaked context` and switch with `snowflaked use database|schema|role NAME`"
+        }
         Some("000606") => "no active warehouse: run `snowflaked use warehouse NAME`",
-        Some("003001") | Some("003003") => "insufficient privileges: switch role with `snowflaked use role NAME`",
-        Some("001003") if lower.contains("position") => "syntax error: the position above counts characters from the start of the statement",
+        Some("003001") | Some("003003") => {
+            "insufficient privileges: switch role with `snowflaked use role NAME`"
+        }
+        Some("001003") if lower.contains("position") => {
+            "syntax error: the position above counts characters from the start of the statement"
+        }
         Some("001003") => "syntax error: check the SQL near the quoted text",
-        _ if lower.contains("does not exist") => "check `snowflaked context`; switch with `snowflaked use database|schema NAME`",
+        _ if lower.contains("does not exist") => {
+            "check `snowflaked context`; switch with `snowflaked use database|schema NAME`"
+        }
         _ => return None,
     };
     Some(hint.to_string())

@@ -128,8 +128,12 @@ async fn accept_failed(error: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-async fn serve_connection<S>(state: Arc<AppState>, stream: S, transport: Transport, _activity: OwnedActivityGuard)
-where
+async fn serve_connection<S>(
+    state: Arc<AppState>,
+    stream: S,
+    transport: Transport,
+    _activity: OwnedActivityGuard,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service_state = state.clone();

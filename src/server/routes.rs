@@ -21,8 +21,15 @@ use crate::sessions::{Context, token};
 type Answer = Response<Full<Bytes>>;
 
 /// Answers one request; never fails (errors become JSON error answers).
-pub async fn handle(state: Arc<AppState>, transport: Transport, request: Request<Incoming>) -> Answer {
-    state.metrics.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+pub async fn handle(
+    state: Arc<AppState>,
+    transport: Transport,
+    request: Request<Incoming>,
+) -> Answer {
+    state
+        .metrics
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let result = route(&state, transport, request).await;
@@ -39,7 +46,11 @@ pub async fn handle(state: Arc<AppState>, transport: Transport, request: Request
     }
 }
 
-async fn route(state: &Arc<AppState>, transport: Transport, request: Request<Incoming>) -> Result<Answer, ApiError> {
+async fn route(
+    state: &Arc<AppState>,
+    transport: Transport,
+    request: Request<Incoming>,
+) -> Result<Answer, ApiError> {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -71,10 +82,19 @@ async fn route(state: &Arc<AppState>, transport: Transport, request: Request<Inc
             Ok(json(StatusCode::OK, &context_response(state, &token)))
         }
         (Method::POST, ["v1", "sessions"]) => {
-            let minted = token::mint().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("no randomness: {e}")))?;
+            let minted = token::mint().map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("no randomness: {e}"),
+                )
+            })?;
             state.runner.registry().add_minted(&minted);
             tracing::info!(token = %minted, "token minted");
-            Ok(json(StatusCode::CREATED, &api::NewSession { token: minted }))
+            Ok(json(
+                StatusCode::CREATED,
+                &api::NewSession { token: minted },
+            ))
         }
         (Method::GET, ["v1", "sessions"]) => {
             authorize(state, transport, &request)?;
@@ -88,44 +108,85 @@ async fn route(state: &Arc<AppState>, transport: Transport, request: Request<Inc
                 StatusCode::OK,
                 &api::Ack {
                     ok: true,
-                    message: if existed { format!("ended {token}") } else { format!("{token} was not known") },
+                    message: if existed {
+                        format!("ended {token}")
+                    } else {
+                        format!("{token} was not known")
+                    },
                 },
             ))
         }
         (Method::POST, ["v1", "queries", id, "cancel"]) => {
             authorize(state, transport, &request)?;
             if state.runner.cancel(id) {
-                Ok(json(StatusCode::OK, &api::Ack { ok: true, message: format!("cancelling {id}") }))
+                Ok(json(
+                    StatusCode::OK,
+                    &api::Ack {
+                        ok: true,
+                        message: format!("cancelling {id}"),
+                    },
+                ))
             } else {
-                Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no running statement has id {id}"))
-                    .with_hint("ids are the request ids `snowflaked query` shows while a statement runs"))
+                Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no running statement has id {id}"),
+                )
+                .with_hint(
+                    "ids are the request ids `snowflaked query` shows while a statement runs",
+                ))
             }
         }
         (Method::POST, ["v1", "shutdown"]) => {
             authorize(state, transport, &request)?;
             tracing::info!("shutdown requested over the API");
             state.shutdown_requested.cancel();
-            Ok(json(StatusCode::ACCEPTED, &api::Ack { ok: true, message: "draining and exiting".into() }))
+            Ok(json(
+                StatusCode::ACCEPTED,
+                &api::Ack {
+                    ok: true,
+                    message: "draining and exiting".into(),
+                },
+            ))
         }
-        (_, ["health"] | ["metrics"] | ["v1", "status" | "query" | "context" | "sessions" | "shutdown"] | ["v1", "sessions", "current"]) => {
-            Err(ApiError::method_not_allowed(&method, &path))
-        }
+        (
+            _,
+            ["health"]
+            | ["metrics"]
+            | [
+                "v1",
+                "status" | "query" | "context" | "sessions" | "shutdown",
+            ]
+            | ["v1", "sessions", "current"],
+        ) => Err(ApiError::method_not_allowed(&method, &path)),
         _ => Err(ApiError::not_found(&path)),
     }
 }
 
 fn header(request: &Request<Incoming>, name: &str) -> Option<String> {
-    request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// The request's token: `Authorization: Bearer <token>`, `default` when absent. Over TCP only
 /// minted tokens are accepted.
-fn authorize(state: &AppState, transport: Transport, request: &Request<Incoming>) -> Result<String, ApiError> {
+fn authorize(
+    state: &AppState,
+    transport: Transport,
+    request: &Request<Incoming>,
+) -> Result<String, ApiError> {
     let token = match header(request, api::AUTHORIZATION) {
         None => api::DEFAULT_TOKEN.to_string(),
         Some(value) => match value.strip_prefix("Bearer ") {
             Some(token) => token.trim().to_string(),
-            None => return Err(ApiError::bad_request("the Authorization header must be `Bearer <token>`")),
+            None => {
+                return Err(ApiError::bad_request(
+                    "the Authorization header must be `Bearer <token>`",
+                ));
+            }
         },
     };
     if !token::is_well_formed(&token) {
@@ -135,18 +196,36 @@ fn authorize(state: &AppState, transport: Transport, request: &Request<Incoming>
         )));
     }
     if transport == Transport::Tcp && !state.runner.registry().is_minted(&token) {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown_token", "over TCP only tokens minted by `snowflaked session new` are accepted")
-            .with_hint("mint one over the Unix socket: `snowflaked session new`"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unknown_token",
+            "over TCP only tokens minted by `snowflaked session new` are accepted",
+        )
+        .with_hint("mint one over the Unix socket: `snowflaked session new`"));
     }
     Ok(token)
 }
 
-async fn read_json<T: DeserializeOwned>(state: &AppState, request: Request<Incoming>) -> Result<T, ApiError> {
+async fn read_json<T: DeserializeOwned>(
+    state: &AppState,
+    request: Request<Incoming>,
+) -> Result<T, ApiError> {
     let too_large = || {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the request body is larger than {} bytes", state.max_body_bytes))
-            .with_hint("send large SQL from a file the daemon can read, or raise max_body_bytes")
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the request body is larger than {} bytes",
+                state.max_body_bytes
+            ),
+        )
+        .with_hint("send large SQL from a file the daemon can read, or raise max_body_bytes")
     };
-    if let Some(length) = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
+    if let Some(length) = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
         && length > state.max_body_bytes
     {
         return Err(too_large());
@@ -154,16 +233,37 @@ async fn read_json<T: DeserializeOwned>(state: &AppState, request: Request<Incom
     let limited = Limited::new(request.into_body(), state.max_body_bytes);
     let collected = tokio::time::timeout(state.request_read_timeout, limited.collect())
         .await
-        .map_err(|_| ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time"))?;
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time",
+            )
+        })?;
     let bytes = match collected {
         Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => return Err(ApiError::bad_request(format!("cannot read the request body: {e}"))),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(too_large());
+        }
+        Err(e) => {
+            return Err(ApiError::bad_request(format!(
+                "cannot read the request body: {e}"
+            )));
+        }
     };
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
 }
 
-async fn query(state: &AppState, token: &str, body: api::QueryRequest, request_id: Option<String>) -> Result<Answer, ApiError> {
+async fn query(
+    state: &AppState,
+    token: &str,
+    body: api::QueryRequest,
+    request_id: Option<String>,
+) -> Result<Answer, ApiError> {
     if body.sql.trim().is_empty() {
         return Err(ApiError::bad_request("`sql` is empty"));
     }
@@ -195,7 +295,10 @@ async fn query(state: &AppState, token: &str, body: api::QueryRequest, request_i
         statements: outcome
             .statements
             .into_iter()
-            .map(|(query_id, row_count)| api::StatementSummary { query_id, row_count })
+            .map(|(query_id, row_count)| api::StatementSummary {
+                query_id,
+                row_count,
+            })
             .collect(),
         context: to_api_context(&outcome.context),
         elapsed_ms: outcome.elapsed.as_millis() as u64,
@@ -238,7 +341,11 @@ fn session_list(state: &AppState) -> api::SessionList {
             .into_iter()
             .map(|t| api::SessionInfo {
                 in_transaction: pool.is_pinned(&t.name),
-                context: to_api_context(&t.context.or_else(|| pool.login_context()).unwrap_or_default()),
+                context: to_api_context(
+                    &t.context
+                        .or_else(|| pool.login_context())
+                        .unwrap_or_default(),
+                ),
                 last_used_s_ago: t.idle_for.as_secs(),
                 minted: t.minted,
                 token: t.name,
@@ -307,9 +414,10 @@ fn metrics(state: &AppState) -> Answer {
         uptime_s: state.started.elapsed().as_secs(),
     };
     let mut answer = Response::new(Full::new(Bytes::from(state.metrics.render(&gauges))));
-    answer
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    answer.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     answer
 }
 
@@ -317,6 +425,8 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Answer {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut answer = Response::new(Full::new(Bytes::from(body)));
     *answer.status_mut() = status;
-    answer.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    answer
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     answer
 }

@@ -17,7 +17,8 @@ pub struct Context {
 }
 
 /// Reads the current context; the columns are parsed by [`parse_readback`].
-pub const READBACK_SQL: &str = "SELECT CURRENT_DATABASE(), CURRENT_SCHEMA(), CURRENT_WAREHOUSE(), CURRENT_ROLE()";
+pub const READBACK_SQL: &str =
+    "SELECT CURRENT_DATABASE(), CURRENT_SCHEMA(), CURRENT_WAREHOUSE(), CURRENT_ROLE()";
 
 /// Builds a context from the single row [`READBACK_SQL`] returns, keeping `query_tag` (which
 /// CURRENT_*() does not report).
@@ -64,18 +65,22 @@ pub fn plan(current: &Context, wanted: &Context) -> Plan {
     let mut plan = Plan::default();
     let role_changes = wanted.role.is_some() && wanted.role != current.role;
     if let Some(role) = wanted.role.as_deref().filter(|_| role_changes) {
-        plan.statements.push(format!("USE ROLE {}", quote_ident(role)));
+        plan.statements
+            .push(format!("USE ROLE {}", quote_ident(role)));
     }
     let differs = |want: &Option<String>, have: &Option<String>| role_changes || want != have;
 
     match &wanted.warehouse {
-        Some(w) if differs(&wanted.warehouse, &current.warehouse) => plan.statements.push(format!("USE WAREHOUSE {}", quote_ident(w))),
+        Some(w) if differs(&wanted.warehouse, &current.warehouse) => plan
+            .statements
+            .push(format!("USE WAREHOUSE {}", quote_ident(w))),
         None if current.warehouse.is_some() => plan.cannot_clear.push("warehouse"),
         _ => {}
     }
     let database_changes = match &wanted.database {
         Some(d) if differs(&wanted.database, &current.database) => {
-            plan.statements.push(format!("USE DATABASE {}", quote_ident(d)));
+            plan.statements
+                .push(format!("USE DATABASE {}", quote_ident(d)));
             true
         }
         None if current.database.is_some() => {
@@ -92,7 +97,9 @@ pub fn plan(current: &Context, wanted: &Context) -> Plan {
             };
             plan.statements.push(format!("USE SCHEMA {qualified}"));
         }
-        (None, _) if current.schema.is_some() && !database_changes => plan.cannot_clear.push("schema"),
+        (None, _) if current.schema.is_some() && !database_changes => {
+            plan.cannot_clear.push("schema")
+        }
         _ => {}
     }
     if wanted.query_tag != current.query_tag {
@@ -156,7 +163,9 @@ fn split_qualified(name: &str) -> Option<Vec<String>> {
             let part = &rest[..end];
             let mut chars = part.chars();
             let first = chars.next()?;
-            if !(first.is_ascii_alphabetic() || first == '_') || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+            if !(first.is_ascii_alphabetic() || first == '_')
+                || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+            {
                 return None;
             }
             parts.push(part.to_string());
@@ -174,7 +183,12 @@ fn split_qualified(name: &str) -> Option<Vec<String>> {
 mod tests {
     use super::*;
 
-    fn ctx(database: Option<&str>, schema: Option<&str>, warehouse: Option<&str>, role: Option<&str>) -> Context {
+    fn ctx(
+        database: Option<&str>,
+        schema: Option<&str>,
+        warehouse: Option<&str>,
+        role: Option<&str>,
+    ) -> Context {
         Context {
             database: database.map(str::to_string),
             schema: schema.map(str::to_string),
@@ -194,7 +208,10 @@ mod tests {
     fn only_the_difference_is_applied() {
         let have = ctx(Some("DB"), Some("PUBLIC"), Some("WH"), Some("R"));
         let want = ctx(Some("DB"), Some("RAW"), Some("WH"), Some("R"));
-        assert_eq!(plan(&have, &want).statements, vec!["USE SCHEMA \"DB\".\"RAW\""]);
+        assert_eq!(
+            plan(&have, &want).statements,
+            vec!["USE SCHEMA \"DB\".\"RAW\""]
+        );
     }
 
     #[test]
@@ -203,7 +220,12 @@ mod tests {
         let want = ctx(Some("DB"), Some("S"), Some("WH"), Some("B"));
         assert_eq!(
             plan(&have, &want).statements,
-            vec!["USE ROLE \"B\"", "USE WAREHOUSE \"WH\"", "USE DATABASE \"DB\"", "USE SCHEMA \"DB\".\"S\""]
+            vec![
+                "USE ROLE \"B\"",
+                "USE WAREHOUSE \"WH\"",
+                "USE DATABASE \"DB\"",
+                "USE SCHEMA \"DB\".\"S\""
+            ]
         );
     }
 
@@ -211,7 +233,10 @@ mod tests {
     fn a_database_change_reapplies_the_schema() {
         let have = ctx(Some("A"), Some("S"), None, Some("R"));
         let want = ctx(Some("B"), Some("S"), None, Some("R"));
-        assert_eq!(plan(&have, &want).statements, vec!["USE DATABASE \"B\"", "USE SCHEMA \"B\".\"S\""]);
+        assert_eq!(
+            plan(&have, &want).statements,
+            vec!["USE DATABASE \"B\"", "USE SCHEMA \"B\".\"S\""]
+        );
     }
 
     #[test]
@@ -229,13 +254,22 @@ mod tests {
             query_tag: Some("it's".into()),
             ..Context::default()
         };
-        assert_eq!(plan(&have, &want).statements, vec!["ALTER SESSION SET QUERY_TAG = 'it''s'"]);
+        assert_eq!(
+            plan(&have, &want).statements,
+            vec!["ALTER SESSION SET QUERY_TAG = 'it''s'"]
+        );
     }
 
     #[test]
     fn user_identifiers() {
-        assert_eq!(user_identifier("analytics", false).as_deref(), Some("analytics"));
-        assert_eq!(user_identifier("\"Mixed Case\"", false).as_deref(), Some("\"Mixed Case\""));
+        assert_eq!(
+            user_identifier("analytics", false).as_deref(),
+            Some("analytics")
+        );
+        assert_eq!(
+            user_identifier("\"Mixed Case\"", false).as_deref(),
+            Some("\"Mixed Case\"")
+        );
         assert_eq!(user_identifier("db.raw", true).as_deref(), Some("db.raw"));
         assert_eq!(user_identifier("db.raw", false), None);
         assert_eq!(user_identifier("x; DROP TABLE t", false), None);
@@ -245,7 +279,15 @@ mod tests {
 
     #[test]
     fn readback_row_becomes_a_context() {
-        let row = vec![serde_json::json!("DB"), serde_json::json!("S"), serde_json::Value::Null, serde_json::json!("R")];
-        assert_eq!(parse_readback(&row, None), Some(ctx(Some("DB"), Some("S"), None, Some("R"))));
+        let row = vec![
+            serde_json::json!("DB"),
+            serde_json::json!("S"),
+            serde_json::Value::Null,
+            serde_json::json!("R"),
+        ];
+        assert_eq!(
+            parse_readback(&row, None),
+            Some(ctx(Some("DB"), Some("S"), None, Some("R")))
+        );
     }
 }

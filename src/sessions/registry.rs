@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::store::{Store, StoredToken, unix_now};
 use super::Context;
+use super::store::{Store, StoredToken, unix_now};
 
 /// A token as `session list` shows it.
 #[derive(Debug, Clone)]
@@ -91,11 +91,13 @@ impl Registry {
     /// Stores the context Snowflake reported for the token.
     pub fn set_context(&self, token: &str, context: Context) {
         let mut tokens = self.lock();
-        let entry = tokens.entry(token.to_string()).or_insert_with(|| StoredToken {
-            context: None,
-            minted: false,
-            last_used: unix_now(),
-        });
+        let entry = tokens
+            .entry(token.to_string())
+            .or_insert_with(|| StoredToken {
+                context: None,
+                minted: false,
+                last_used: unix_now(),
+            });
         if entry.context.as_ref() == Some(&context) {
             return;
         }

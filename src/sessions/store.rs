@@ -71,7 +71,9 @@ impl Store {
             version: 1,
             tokens: tokens.clone(),
         })?;
-        let temp = self.path.with_extension(format!("json.tmp{}", std::process::id()));
+        let temp = self
+            .path
+            .with_extension(format!("json.tmp{}", std::process::id()));
         {
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
@@ -89,7 +91,10 @@ impl Store {
 
 /// Seconds since the Unix epoch, for `last_used`.
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
 }
 
 #[cfg(test)]
@@ -115,9 +120,15 @@ mod tests {
         );
         store.save(&tokens).unwrap();
         assert_eq!(store.load().unwrap(), tokens);
-        let mode = std::fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(store.path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("state")).unwrap().collect();
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("state"))
+            .unwrap()
+            .collect();
         assert_eq!(leftovers.len(), 1, "no temp file is left behind");
     }
 

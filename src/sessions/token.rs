@@ -8,7 +8,9 @@ pub const MAX_TOKEN_LEN: usize = 128;
 pub fn is_well_formed(token: &str) -> bool {
     !token.is_empty()
         && token.len() <= MAX_TOKEN_LEN
-        && token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// A new random token with 160 bits from the operating system's generator.

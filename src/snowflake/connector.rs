@@ -24,7 +24,10 @@ pub struct ConnectorBackend {
 
 impl ConnectorBackend {
     /// Prepares the client; nothing is sent to Snowflake until [`Backend::login`].
-    pub fn new(settings: &ConnectionSettings, login_timeout: Duration) -> Result<Self, BackendError> {
+    pub fn new(
+        settings: &ConnectionSettings,
+        login_timeout: Duration,
+    ) -> Result<Self, BackendError> {
         let describe = settings.describe();
         let login_error = |message: String| BackendError::Login {
             connection: describe.clone(),
@@ -40,10 +43,15 @@ impl ConnectorBackend {
                 crate::config::sources::require_private(private_key_file)
                     .map_err(|e| login_error(e.to_string()))?;
                 let pem = std::fs::read_to_string(private_key_file).map_err(|e| {
-                    login_error(format!("cannot read private key {}: {e}", private_key_file.display()))
+                    login_error(format!(
+                        "cannot read private key {}: {e}",
+                        private_key_file.display()
+                    ))
                 })?;
                 let key = match passphrase {
-                    Some(p) => sf::KeyPairConfig::from_encrypted_pem(pem, p.expose().as_bytes().to_vec()),
+                    Some(p) => {
+                        sf::KeyPairConfig::from_encrypted_pem(pem, p.expose().as_bytes().to_vec())
+                    }
                     None => sf::KeyPairConfig::from_pem(pem),
                 };
                 sf::AuthConfig::key_pair(key)
@@ -67,12 +75,14 @@ impl ConnectorBackend {
         }
         // The runner enforces per-request time limits and cancels in Snowflake; the crate's own
         // response timeout only guards against a server that never answers.
-        let query = sf::QueryConfig::new().with_query_response_timeout(Duration::from_secs(24 * 3600));
+        let query =
+            sf::QueryConfig::new().with_query_response_timeout(Duration::from_secs(24 * 3600));
         let mut config = sf::ClientConfig::new(&settings.user, &settings.account, auth)
             .with_session(session)
             .with_query(query);
         if let Some(base) = settings.base_url() {
-            let url = url::Url::parse(&base).map_err(|e| login_error(format!("invalid host/port/protocol {base:?}: {e}")))?;
+            let url = url::Url::parse(&base)
+                .map_err(|e| login_error(format!("invalid host/port/protocol {base:?}: {e}")))?;
             config = config.with_endpoint(sf::EndpointConfig::custom_base_url(url));
         }
         let client = sf::Client::new(config).map_err(|e| login_error(e.to_string()))?;
@@ -87,7 +97,8 @@ impl ConnectorBackend {
 impl Backend for ConnectorBackend {
     fn login(&self) -> BoxFuture<'_, Result<Box<dyn Session>, BackendError>> {
         Box::pin(async move {
-            let attempt = tokio::time::timeout(self.login_timeout, self.client.create_session()).await;
+            let attempt =
+                tokio::time::timeout(self.login_timeout, self.client.create_session()).await;
             match attempt {
                 Err(_) => Err(BackendError::Unreachable(format!(
                     "login to {} did not answer within {}",
@@ -119,7 +130,10 @@ impl Session for ConnectorSession {
         cancel: CancellationToken,
     ) -> BoxFuture<'a, Result<StatementOutput, BackendError>> {
         Box::pin(async move {
-            let handle = self.session.query_handle(sql.to_string()).map_err(|e| classify(&e))?;
+            let handle = self
+                .session
+                .query_handle(sql.to_string())
+                .map_err(|e| classify(&e))?;
             // Cancels in Snowflake if this future is dropped (client gone) before finishing.
             let guard = CancelOnDrop(Some(handle.canceller()));
             let run = async {
@@ -132,7 +146,9 @@ impl Session for ConnectorSession {
             };
             match &result {
                 // Finished: nothing left to cancel.
-                Ok(_) | Err(BackendError::Statement { .. }) | Err(BackendError::SessionExpired { .. }) => guard.disarm(),
+                Ok(_)
+                | Err(BackendError::Statement { .. })
+                | Err(BackendError::SessionExpired { .. }) => guard.disarm(),
                 Err(_) => drop(guard),
             }
             result
@@ -164,7 +180,10 @@ impl Drop for CancelOnDrop {
     }
 }
 
-async fn collect(cursor: &mut sf::ResultCursor, max_rows: Option<u64>) -> Result<StatementOutput, BackendError> {
+async fn collect(
+    cursor: &mut sf::ResultCursor,
+    max_rows: Option<u64>,
+) -> Result<StatementOutput, BackendError> {
     let columns = cursor
         .schema()
         .columns()
@@ -190,7 +209,9 @@ async fn collect(cursor: &mut sf::ResultCursor, max_rows: Option<u64>) -> Result
                 break 'partitions;
             }
             let (_, cells) = row.map_err(|e| classify(&e))?.into_parts();
-            output.rows.push(cells.into_vec().into_iter().map(cell_to_json).collect());
+            output
+                .rows
+                .push(cells.into_vec().into_iter().map(cell_to_json).collect());
         }
     }
     Ok(output)
@@ -198,7 +219,9 @@ async fn collect(cursor: &mut sf::ResultCursor, max_rows: Option<u64>) -> Result
 
 fn classify_login_error(describe: &str, error: &sf::Error) -> BackendError {
     match error.kind() {
-        sf::ErrorKind::Network | sf::ErrorKind::Timeout => BackendError::Unreachable(format!("login to {describe}: {error}")),
+        sf::ErrorKind::Network | sf::ErrorKind::Timeout => {
+            BackendError::Unreachable(format!("login to {describe}: {error}"))
+        }
         _ => BackendError::Login {
             connection: describe.to_string(),
             message: error.to_string(),
@@ -211,10 +234,15 @@ fn classify(error: &sf::Error) -> BackendError {
     let query_id = error.query_id().map(str::to_string);
     match error.kind() {
         sf::ErrorKind::SessionExpired => BackendError::SessionExpired { query_id },
-        sf::ErrorKind::Network | sf::ErrorKind::Timeout => BackendError::Unreachable(error.to_string()),
+        sf::ErrorKind::Network | sf::ErrorKind::Timeout => {
+            BackendError::Unreachable(error.to_string())
+        }
         sf::ErrorKind::Cancelled => BackendError::Cancelled { query_id },
         sf::ErrorKind::Server => BackendError::Statement {
-            message: error.snowflake_message().map(str::to_string).unwrap_or_else(|| error.to_string()),
+            message: error
+                .snowflake_message()
+                .map(str::to_string)
+                .unwrap_or_else(|| error.to_string()),
             code: error.snowflake_code().map(str::to_string),
             sqlstate: None,
             query_id,

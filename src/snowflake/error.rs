@@ -44,7 +44,9 @@ impl BackendError {
     pub fn poisons_session(&self) -> bool {
         matches!(
             self,
-            BackendError::SessionExpired { .. } | BackendError::Unreachable(_) | BackendError::Protocol(_)
+            BackendError::SessionExpired { .. }
+                | BackendError::Unreachable(_)
+                | BackendError::Protocol(_)
         )
     }
 

@@ -92,7 +92,11 @@ impl FakeBackend {
 
     /// How many sessions hold an open transaction.
     pub fn open_transactions(&self) -> usize {
-        self.lock().sessions.values().filter(|s| s.in_transaction).count()
+        self.lock()
+            .sessions
+            .values()
+            .filter(|s| s.in_transaction)
+            .count()
     }
 }
 
@@ -105,7 +109,9 @@ impl Backend for FakeBackend {
             }
             let mut state = self.lock();
             if state.down {
-                return Err(BackendError::Unreachable("connection refused (fake)".into()));
+                return Err(BackendError::Unreachable(
+                    "connection refused (fake)".into(),
+                ));
             }
             state.logins += 1;
             let id = state.logins;
@@ -144,7 +150,9 @@ impl Session for FakeSessionHandle {
             let query_id = {
                 let mut state = self.backend.lock();
                 if state.down {
-                    return Err(BackendError::Unreachable("connection refused (fake)".into()));
+                    return Err(BackendError::Unreachable(
+                        "connection refused (fake)".into(),
+                    ));
                 }
                 state.next_query += 1;
                 let query_id = format!("fake-{:06}", state.next_query);
@@ -152,7 +160,11 @@ impl Session for FakeSessionHandle {
                 if session.expired {
                     return Err(BackendError::SessionExpired { query_id: None });
                 }
-                assert!(!session.busy, "two statements ran at once on fake session {}", self.id);
+                assert!(
+                    !session.busy,
+                    "two statements ran at once on fake session {}",
+                    self.id
+                );
                 session.busy = true;
                 state.log.push((self.id, sql.to_string()));
                 query_id
@@ -166,7 +178,9 @@ impl Session for FakeSessionHandle {
                 };
                 if cancelled {
                     self.backend.lock().cancelled += 1;
-                    return Err(BackendError::Cancelled { query_id: Some(query_id) });
+                    return Err(BackendError::Cancelled {
+                        query_id: Some(query_id),
+                    });
                 }
             }
             let mut state = self.backend.lock();
@@ -218,14 +232,23 @@ fn interpret(
     };
     let status = |message: &str| one_value("status", Value::String(message.to_string()), query_id);
     if let Some(seconds) = wait {
-        return Ok(one_value("SYSTEM$WAIT", Value::String(format!("waited {seconds} seconds")), query_id));
+        return Ok(one_value(
+            "SYSTEM$WAIT",
+            Value::String(format!("waited {seconds} seconds")),
+            query_id,
+        ));
     }
     if upper.starts_with("USE ") && words.len() >= 3 {
         let name = unquote(words[2]);
         match words[1].to_ascii_uppercase().as_str() {
             "DATABASE" => {
                 if !databases.contains(&name) {
-                    return Err(fail(format!("Object does not exist, or operation cannot be performed: database {name}"), "002043"));
+                    return Err(fail(
+                        format!(
+                            "Object does not exist, or operation cannot be performed: database {name}"
+                        ),
+                        "002043",
+                    ));
                 }
                 session.database = Some(name);
                 session.schema = Some("PUBLIC".into());
@@ -233,7 +256,12 @@ fn interpret(
             "SCHEMA" => session.schema = Some(name),
             "WAREHOUSE" => session.warehouse = Some(name),
             "ROLE" => session.role = Some(name),
-            _ => return Err(fail(format!("SQL compilation error: syntax error near {}", words[1]), "001003")),
+            _ => {
+                return Err(fail(
+                    format!("SQL compilation error: syntax error near {}", words[1]),
+                    "001003",
+                ));
+            }
         }
         return Ok(status("Statement executed successfully."));
     }
@@ -242,8 +270,16 @@ fn interpret(
         let cell = |v: Option<String>| v.map(Value::String).unwrap_or(Value::Null);
         return Ok(StatementOutput {
             query_id: query_id.to_string(),
-            columns: ["DATABASE", "SCHEMA", "WAREHOUSE", "ROLE"].iter().map(|n| text_column(n)).collect(),
-            rows: vec![vec![cell(s.database), cell(s.schema), cell(s.warehouse), cell(s.role)]],
+            columns: ["DATABASE", "SCHEMA", "WAREHOUSE", "ROLE"]
+                .iter()
+                .map(|n| text_column(n))
+                .collect(),
+            rows: vec![vec![
+                cell(s.database),
+                cell(s.schema),
+                cell(s.warehouse),
+                cell(s.role),
+            ]],
             truncated: false,
         });
     }
@@ -260,7 +296,10 @@ fn interpret(
         _ => {}
     }
     if upper.starts_with("FAIL") {
-        return Err(fail("SQL compilation error: syntax error line 1 at position 0 unexpected 'FAIL'.".into(), "001003"));
+        return Err(fail(
+            "SQL compilation error: syntax error line 1 at position 0 unexpected 'FAIL'.".into(),
+            "001003",
+        ));
     }
     if let Some(rest) = upper.strip_prefix("ROWS ") {
         let count: usize = rest.trim().parse().unwrap_or(0);

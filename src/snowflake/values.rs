@@ -20,10 +20,19 @@ pub fn cell_to_json(cell: CellValue) -> Value {
         CellValue::Date(d) => Value::String(d.format("%Y-%m-%d").to_string()),
         CellValue::Time(t) => Value::String(t.format("%H:%M:%S%.f").to_string()),
         CellValue::TimestampNtz(t) => Value::String(t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
-        CellValue::TimestampLtz(t) => Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-        CellValue::TimestampTz(t) => Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)),
+        CellValue::TimestampLtz(t) => {
+            Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        }
+        CellValue::TimestampTz(t) => {
+            Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
+        }
         CellValue::Json(v) => v,
-        CellValue::Binary(b) => Value::String(b.as_bytes().iter().map(|byte| format!("{byte:02x}")).collect()),
+        CellValue::Binary(b) => Value::String(
+            b.as_bytes()
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect(),
+        ),
         CellValue::Vector(v) => vector_to_json(v),
         // New variants of the client crate show as their debug form rather than failing.
         other => Value::String(format!("{other:?}")),
@@ -38,12 +47,17 @@ fn exact_number(text: &str) -> Value {
 
 fn vector_to_json(vector: VectorValue) -> Value {
     match vector {
-        VectorValue::Int(items) => Value::Array(items.as_slice().iter().map(|&i| Value::from(i)).collect()),
+        VectorValue::Int(items) => {
+            Value::Array(items.as_slice().iter().map(|&i| Value::from(i)).collect())
+        }
         VectorValue::Float(items) => Value::Array(
             items
                 .as_slice()
                 .iter()
-                .map(|&f| serde_json::Number::from_f64(f64::from(f)).map_or_else(|| Value::String(f.to_string()), Value::Number))
+                .map(|&f| {
+                    serde_json::Number::from_f64(f64::from(f))
+                        .map_or_else(|| Value::String(f.to_string()), Value::Number)
+                })
                 .collect(),
         ),
     }
@@ -69,7 +83,10 @@ mod tests {
 
     #[test]
     fn numbers_keep_every_digit() {
-        assert_eq!(cell_to_json(CellValue::Integer(170141183460469231731687303715884105727)).to_string(), "170141183460469231731687303715884105727");
+        assert_eq!(
+            cell_to_json(CellValue::Integer(170141183460469231731687303715884105727)).to_string(),
+            "170141183460469231731687303715884105727"
+        );
         assert_eq!(cell_to_json(CellValue::Integer(-5)).to_string(), "-5");
         assert_eq!(cell_to_json(CellValue::Null), Value::Null);
         assert_eq!(cell_to_json(CellValue::Boolean(true)), Value::Bool(true));
@@ -78,8 +95,14 @@ mod tests {
     #[test]
     fn dates_are_iso_8601() {
         let date = chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
-        assert_eq!(cell_to_json(CellValue::Date(date)), Value::String("2024-02-29".into()));
+        assert_eq!(
+            cell_to_json(CellValue::Date(date)),
+            Value::String("2024-02-29".into())
+        );
         let ts = date.and_hms_milli_opt(13, 5, 9, 250).unwrap();
-        assert_eq!(cell_to_json(CellValue::TimestampNtz(ts)), Value::String("2024-02-29T13:05:09.250".into()));
+        assert_eq!(
+            cell_to_json(CellValue::TimestampNtz(ts)),
+            Value::String("2024-02-29T13:05:09.250".into())
+        );
     }
 }

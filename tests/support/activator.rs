@@ -48,7 +48,13 @@ pub struct Activator {
 
 impl Activator {
     /// Listens at `socket` and starts `binary serve <args>` with `env` on demand.
-    pub fn start(socket: &Path, binary: &Path, args: &[&str], env: Vec<(String, String)>, log: &Path) -> Self {
+    pub fn start(
+        socket: &Path,
+        binary: &Path,
+        args: &[&str],
+        env: Vec<(String, String)>,
+        log: &Path,
+    ) -> Self {
         let dir = socket.parent().unwrap();
         std::fs::create_dir_all(dir).unwrap();
         let listener = UnixListener::bind(socket).expect("bind the activation socket");
@@ -87,10 +93,15 @@ impl Activator {
                 let fd = listener.as_raw_fd();
                 loop {
                     // Wait until a connection is pending (or we are told to stop).
-                    if !wait_readable(fd, wake_listener.as_raw_fd()) || stop.load(Ordering::SeqCst) {
+                    if !wait_readable(fd, wake_listener.as_raw_fd()) || stop.load(Ordering::SeqCst)
+                    {
                         return;
                     }
-                    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+                    let log_file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&log)
+                        .unwrap();
                     let mut command = Command::new("/bin/sh");
                     // The shell's pid becomes the daemon's pid through exec, which is how
                     // LISTEN_PID can name the daemon itself.
@@ -140,21 +151,31 @@ impl Activator {
     }
 
     /// Waits until `done(events)` holds; panics after `timeout`.
-    pub fn wait_for(&self, what: &str, timeout: Duration, done: impl Fn(&[Event]) -> bool) -> Vec<Event> {
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&[Event]) -> bool,
+    ) -> Vec<Event> {
         let deadline = Instant::now() + timeout;
         let mut events = self.shared.events.lock().unwrap();
         loop {
             if done(&events) {
                 return events.clone();
             }
-            let left = deadline.checked_duration_since(Instant::now()).unwrap_or_else(|| panic!("timed out waiting for {what}; events: {:?}", *events));
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .unwrap_or_else(|| panic!("timed out waiting for {what}; events: {:?}", *events));
             events = self.shared.changed.wait_timeout(events, left).unwrap().0;
         }
     }
 
     /// Number of daemon starts and exits so far.
     pub fn starts(&self) -> usize {
-        self.events().iter().filter(|e| matches!(e, Event::Started(_))).count()
+        self.events()
+            .iter()
+            .filter(|e| matches!(e, Event::Started(_)))
+            .count()
     }
 
     pub fn exits(&self) -> Vec<ExitStatus> {
@@ -202,8 +223,16 @@ impl Drop for Activator {
 /// Blocks until `listener` has a pending connection (true) or `wake` receives anything (false).
 fn wait_readable(listener: RawFd, wake: RawFd) -> bool {
     let mut fds = [
-        libc::pollfd { fd: listener, events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd: wake, events: libc::POLLIN, revents: 0 },
+        libc::pollfd {
+            fd: listener,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: wake,
+            events: libc::POLLIN,
+            revents: 0,
+        },
     ];
     loop {
         // SAFETY: fds is a valid array of two pollfd.

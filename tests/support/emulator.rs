@@ -37,7 +37,8 @@ pub fn shared() -> &'static Emulator {
 
 /// Starts an emulator with extra adapter flags (e.g. latency for benchmarks).
 pub fn start(extra: &[&str]) -> Emulator {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/emulator/snowflake_emulator.py");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/emulator/snowflake_emulator.py");
     // `cat` returns when our end of its stdin closes (this process exited), then the guard
     // ends the emulator.
     let guard = r#"py="$1"; shift; "$py" "$@" & pid=$!; cat >/dev/null; kill "$pid" 2>/dev/null; wait "$pid""#;

@@ -24,7 +24,9 @@ impl Answer {
 /// connection after one request).
 pub fn raw(socket: &Path, request: &[u8]) -> Answer {
     let mut stream = UnixStream::connect(socket).expect("connect to the daemon");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     // The daemon may answer (413) and close before it has read everything we send.
     let _ = stream.write_all(request);
     let mut answer = Vec::new();
@@ -34,7 +36,9 @@ pub fn raw(socket: &Path, request: &[u8]) -> Answer {
 
 /// A well-formed request with a body.
 pub fn request(socket: &Path, method: &str, path: &str, token: Option<&str>, body: &str) -> Answer {
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let text = format!(
         "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -49,14 +53,19 @@ fn parse(answer: &[u8]) -> Answer {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Answer { status, body }
 }
 
 /// A request to a loopback TCP port; returns the body.
 pub fn tcp_request(port: u16, method: &str, path: &str, body: &str) -> String {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let text = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -65,6 +74,11 @@ pub fn tcp_request(port: u16, method: &str, path: &str, body: &str) -> String {
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
     let answer = parse(&answer);
-    assert!(answer.status < 400, "{method} {path}: HTTP {}: {}", answer.status, answer.body);
+    assert!(
+        answer.status < 400,
+        "{method} {path}: HTTP {}: {}",
+        answer.status,
+        answer.body
+    );
     answer.body
 }

@@ -26,7 +26,10 @@ pub struct Home {
 
 impl Home {
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("sfd-test-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("sfd-test-")
+            .tempdir()
+            .expect("temp dir");
         std::fs::create_dir_all(dir.path().join("run")).unwrap();
         Self { dir }
     }
@@ -54,7 +57,10 @@ impl Home {
             ("SNOWFLAKE_HOST".into(), "127.0.0.1".into()),
             ("SNOWFLAKE_PORT".into(), port.to_string()),
             ("SNOWFLAKE_PROTOCOL".into(), "http".into()),
-            ("SNOWFLAKED_SOCKET".into(), self.socket().display().to_string()),
+            (
+                "SNOWFLAKED_SOCKET".into(),
+                self.socket().display().to_string(),
+            ),
             ("RUST_LOG".into(), "snowflaked=debug,info".into()),
         ]
     }
@@ -66,7 +72,9 @@ impl Home {
 
     pub fn command(&self, port: u16, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
-        command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
         for (k, v) in self.env(port) {
             command.env(k, v);
         }
@@ -87,13 +95,25 @@ pub fn stderr(output: &Output) -> String {
 
 /// Asserts success and parses stdout as JSON.
 pub fn json(output: &Output) -> serde_json::Value {
-    assert!(output.status.success(), "exit {:?}\nstdout: {}\nstderr: {}", output.status.code(), stdout(output), stderr(output));
-    serde_json::from_str(stdout(output).trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(output)))
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        stdout(output),
+        stderr(output)
+    );
+    serde_json::from_str(stdout(output).trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(output)))
 }
 
 /// A database name unique to one test, so tests share one emulator without interfering.
 pub fn unique_db(label: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!("T_{}_{}_{}", label.to_ascii_uppercase(), std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "T_{}_{}_{}",
+        label.to_ascii_uppercase(),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }

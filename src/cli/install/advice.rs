@@ -64,7 +64,10 @@ pub fn launchd_ready(target: &Target) -> String {
         "{} is loaded: launchd listens on {} and starts the daemon at the first connection; \
          the daemon logs to {}.",
         plan::AGENT_LABEL,
-        target.home.join("Library/Caches/snowflaked/api.sock").display(),
+        target
+            .home
+            .join("Library/Caches/snowflaked/api.sock")
+            .display(),
         target.launchd_log().display()
     )
 }
@@ -151,7 +154,10 @@ mod tests {
     fn credential_states() {
         assert_eq!(Credentials::from_mode(None), Credentials::Missing);
         assert_eq!(Credentials::from_mode(Some(0o100600)), Credentials::Private);
-        assert_eq!(Credentials::from_mode(Some(0o100640)), Credentials::Exposed(0o640));
+        assert_eq!(
+            Credentials::from_mode(Some(0o100640)),
+            Credentials::Exposed(0o640)
+        );
         let path = Path::new("/home/ann/.config/snowflaked/snowflake.env");
         assert!(
             credentials(path, Credentials::Missing)
@@ -167,7 +173,11 @@ mod tests {
 
     #[test]
     fn the_no_manager_advice_names_every_way_forward() {
-        let text = no_manager(&target(), &plan::daemon_reload(), "Failed to connect to bus");
+        let text = no_manager(
+            &target(),
+            &plan::daemon_reload(),
+            "Failed to connect to bus",
+        );
         for needle in [
             "systemctl --user daemon-reload` said: Failed to connect to bus",
             "loginctl enable-linger",

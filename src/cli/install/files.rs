@@ -70,9 +70,8 @@ pub fn apply_writes(
 ) -> Result<(), Reported> {
     for (file, action) in files.iter().zip(actions) {
         if action.writes() {
-            write_file(file).map_err(|e| {
-                report.error(format!("cannot write {}: {e}", file.path.display()))
-            })?;
+            write_file(file)
+                .map_err(|e| report.error(format!("cannot write {}: {e}", file.path.display())))?;
         }
         report.say(format!("{:<9} {}", action.verb(), file.path.display()));
     }
@@ -177,11 +176,18 @@ mod tests {
         let mine = dir.path().join("a.socket");
         let theirs = dir.path().join("b.service");
         fs::write(&theirs, "[Service]\n").unwrap();
-        let files = [spec(&mine, &format!("# {MARKER}\n")), spec(&theirs, &format!("# {MARKER}\n"))];
+        let files = [
+            spec(&mine, &format!("# {MARKER}\n")),
+            spec(&theirs, &format!("# {MARKER}\n")),
+        ];
         let mut report = Report::default();
         assert_eq!(prepare_writes(&files, false, &mut report), Err(Reported));
         assert!(!mine.exists());
-        assert!(report.text().contains("b.service exists and was not written"));
+        assert!(
+            report
+                .text()
+                .contains("b.service exists and was not written")
+        );
         let actions = prepare_writes(&files, true, &mut report).unwrap();
         assert_eq!(actions, [WriteAction::Create, WriteAction::Replace]);
     }
@@ -196,7 +202,11 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), "content\n");
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o644);
-        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no temporary left");
+        assert_eq!(
+            fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
         assert!(report.text().starts_with("created   "));
     }
 

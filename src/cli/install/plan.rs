@@ -117,10 +117,15 @@ impl Target {
         ]
     }
 
-    /// Where the launchd agent sends the daemon's output (`StandardErrorPath`).
+    /// Where the launchd agent sends the daemon's output.
     pub fn launchd_log(&self) -> PathBuf {
-        self.home.join("Library/Logs/snowflaked/snowflaked.log")
+        launchd_log(&self.home)
     }
+}
+
+/// The plist's `StandardErrorPath` for a user whose home is `home`.
+pub fn launchd_log(home: &Path) -> PathBuf {
+    home.join("Library/Logs/snowflaked/snowflaked.log")
 }
 
 /// `$HOME`, which must be absolute.
@@ -211,7 +216,10 @@ pub fn daemon_reload() -> Cmd {
 /// After the files are written: reload, then enable and start the Unix socket only. The TCP
 /// socket stays off because any local user can reach a loopback port.
 pub fn systemd_enable() -> Vec<Cmd> {
-    vec![daemon_reload(), Cmd::systemctl(&["enable", "--now", SOCKET_UNIT])]
+    vec![
+        daemon_reload(),
+        Cmd::systemctl(&["enable", "--now", SOCKET_UNIT]),
+    ]
 }
 
 /// Before the files are removed: the sockets first, so that no new connection starts the
@@ -409,7 +417,10 @@ mod tests {
 
     #[test]
     fn units_go_to_the_xdg_config_home_or_dot_config() {
-        assert_eq!(ann().unit_dir(), Path::new("/home/ann/.config/systemd/user"));
+        assert_eq!(
+            ann().unit_dir(),
+            Path::new("/home/ann/.config/systemd/user")
+        );
         let xdg = Target::resolve(
             &env(&[("HOME", "/home/ann"), ("XDG_CONFIG_HOME", "/cfg")]),
             PathBuf::from("/b"),
@@ -427,7 +438,10 @@ mod tests {
             1,
         )
         .unwrap();
-        assert_eq!(relative.unit_dir(), Path::new("/home/ann/.config/systemd/user"));
+        assert_eq!(
+            relative.unit_dir(),
+            Path::new("/home/ann/.config/systemd/user")
+        );
     }
 
     #[test]
@@ -445,7 +459,11 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["snowflaked.socket", "snowflaked-tcp.socket", "snowflaked.service"]
+            [
+                "snowflaked.socket",
+                "snowflaked-tcp.socket",
+                "snowflaked.service"
+            ]
         );
         assert!(files.iter().all(|f| f.mode == 0o644));
         let commands: Vec<String> = systemd_enable().iter().map(|c| c.to_string()).collect();
@@ -489,7 +507,10 @@ mod tests {
         assert!(enable_link(dir, &UNITS[2]).is_none());
         // The links follow the templates' [Install] sections.
         for unit in UNITS {
-            let wanted = unit.template.lines().any(|l| l == "WantedBy=sockets.target");
+            let wanted = unit
+                .template
+                .lines()
+                .any(|l| l == "WantedBy=sockets.target");
             assert_eq!(wanted, unit.wanted_by.is_some(), "{}", unit.name);
         }
     }
@@ -514,8 +535,7 @@ mod tests {
         }
         assert!(file.content.contains(t.launchd_log().to_str().unwrap()));
         let show = |cmds: Vec<Cmd>| cmds.iter().map(|c| c.to_string()).collect::<Vec<_>>();
-        let bootstrap =
-            "launchctl bootstrap gui/501 /Users/ann/Library/LaunchAgents/com.snowflaked.agent.plist";
+        let bootstrap = "launchctl bootstrap gui/501 /Users/ann/Library/LaunchAgents/com.snowflaked.agent.plist";
         assert_eq!(show(launchd_load(501, &plist, false, true)), [bootstrap]);
         assert_eq!(show(launchd_load(501, &plist, false, false)), [bootstrap]);
         assert_eq!(
@@ -534,13 +554,34 @@ mod tests {
         let ours = format!("# {}\nold\n", templates::MARKER);
         let rendered = format!("# {}\nnew\n", templates::MARKER);
         let text = |s: &str| Existing::Text(s.to_string());
-        assert_eq!(write_action(&Existing::Absent, &rendered, false), WriteAction::Create);
-        assert_eq!(write_action(&text(&rendered), &rendered, false), WriteAction::Unchanged);
-        assert_eq!(write_action(&text(&ours), &rendered, false), WriteAction::Update);
-        assert_eq!(write_action(&text("[Unit]\n"), &rendered, false), WriteAction::Refuse);
-        assert_eq!(write_action(&text("[Unit]\n"), &rendered, true), WriteAction::Replace);
-        assert_eq!(write_action(&Existing::Other, &rendered, false), WriteAction::Refuse);
-        assert_eq!(write_action(&Existing::Other, &rendered, true), WriteAction::Replace);
+        assert_eq!(
+            write_action(&Existing::Absent, &rendered, false),
+            WriteAction::Create
+        );
+        assert_eq!(
+            write_action(&text(&rendered), &rendered, false),
+            WriteAction::Unchanged
+        );
+        assert_eq!(
+            write_action(&text(&ours), &rendered, false),
+            WriteAction::Update
+        );
+        assert_eq!(
+            write_action(&text("[Unit]\n"), &rendered, false),
+            WriteAction::Refuse
+        );
+        assert_eq!(
+            write_action(&text("[Unit]\n"), &rendered, true),
+            WriteAction::Replace
+        );
+        assert_eq!(
+            write_action(&Existing::Other, &rendered, false),
+            WriteAction::Refuse
+        );
+        assert_eq!(
+            write_action(&Existing::Other, &rendered, true),
+            WriteAction::Replace
+        );
         assert!(!WriteAction::Unchanged.writes() && WriteAction::Update.writes());
     }
 

@@ -46,9 +46,13 @@ impl Report {
         Reported
     }
 
-    /// Everything said, one line after another (for tests).
+    /// Everything said, one line after another.
+    #[cfg(test)]
     pub fn text(&self) -> String {
-        self.lines.iter().map(|(_, line)| format!("{line}\n")).collect()
+        self.lines
+            .iter()
+            .map(|(_, line)| format!("{line}\n"))
+            .collect()
     }
 
     fn add(&mut self, level: Level, text: String) {

@@ -17,7 +17,10 @@ const HEREDOC_END: &str = "SNOWFLAKED_EOF";
 #[derive(Debug, Clone)]
 pub enum Step {
     Comment(String),
-    Mkdir { path: std::path::PathBuf, mode: Option<u32> },
+    Mkdir {
+        path: std::path::PathBuf,
+        mode: Option<u32>,
+    },
     Write(FileSpec),
     Run(Cmd),
 }

@@ -134,7 +134,7 @@ pub fn uninstall(
     Ok(())
 }
 
-fn report_ran(command: &Cmd, report: &mut Report) {
+pub(super) fn report_ran(command: &Cmd, report: &mut Report) {
     report.say(format!("{:<9} {command}", "ran"));
 }
 

@@ -53,7 +53,11 @@ impl fmt::Display for RenderError {
             RenderError::NotUtf8(p) => write!(f, "{} is not valid UTF-8", p.display()),
             RenderError::NotAbsolute(p) => write!(f, "{} is not an absolute path", p.display()),
             RenderError::ControlCharacter(p) => {
-                write!(f, "{:?} contains a control character", p.display().to_string())
+                write!(
+                    f,
+                    "{:?} contains a control character",
+                    p.display().to_string()
+                )
             }
             RenderError::DoubleHyphen(p) => write!(
                 f,
@@ -79,7 +83,9 @@ pub fn render_unit(template: &str, unit: &str, binary: &Path) -> Result<String, 
          # Running install again overwrites changes made here: put your own settings in a\n\
          # drop-in with `systemctl --user edit {unit}` instead.\n"
     );
-    Ok(with_final_newline(header + &template.replace(BIN_PLACEHOLDER, &exec)))
+    Ok(with_final_newline(
+        header + &template.replace(BIN_PLACEHOLDER, &exec),
+    ))
 }
 
 /// Renders the launchd agent: the marker after the XML declaration (which must come first),
@@ -222,7 +228,10 @@ mod tests {
     fn exec_paths_are_escaped_for_systemd() {
         let escape = |p: &str| systemd_exec_path(Path::new(p)).unwrap();
         assert_eq!(escape("/usr/bin/snowflaked"), "/usr/bin/snowflaked");
-        assert_eq!(escape("/opt/my apps/snowflaked"), "\"/opt/my apps/snowflaked\"");
+        assert_eq!(
+            escape("/opt/my apps/snowflaked"),
+            "\"/opt/my apps/snowflaked\""
+        );
         assert_eq!(escape("/opt/100%/snowflaked"), "/opt/100%%/snowflaked");
         assert_eq!(escape("/opt/$HOME/snowflaked"), "/opt/$$HOME/snowflaked");
         assert_eq!(escape("/opt/a\"b/snowflaked"), "\"/opt/a\\\"b/snowflaked\"");
@@ -261,8 +270,13 @@ mod tests {
         assert!(has_marker(lines.next().unwrap()));
         assert!(!plist.contains(BIN_PLACEHOLDER) && !plist.contains(HOME_PLACEHOLDER));
         assert!(plist.contains("<string>/Users/a&amp;b/bin/snowflaked</string>"));
-        assert!(plist.contains("<string>/Users/a&amp;b/Library/Caches/snowflaked/api.sock</string>"));
-        assert!(plist.contains("<string>/Users/a&amp;b/Library/Logs/snowflaked/snowflaked.log</string>"));
+        assert!(
+            plist.contains("<string>/Users/a&amp;b/Library/Caches/snowflaked/api.sock</string>")
+        );
+        assert!(
+            plist
+                .contains("<string>/Users/a&amp;b/Library/Logs/snowflaked/snowflaked.log</string>")
+        );
         assert!(!has_marker(PLIST_TEMPLATE));
     }
 
@@ -270,7 +284,11 @@ mod tests {
     fn plist_values_that_would_break_it_are_refused() {
         let bin = Path::new("/usr/local/bin/snowflaked");
         assert!(matches!(
-            render_plist(PLIST_TEMPLATE, Path::new("/opt/a--b/snowflaked"), Path::new("/Users/ann")),
+            render_plist(
+                PLIST_TEMPLATE,
+                Path::new("/opt/a--b/snowflaked"),
+                Path::new("/Users/ann")
+            ),
             Err(RenderError::DoubleHyphen(_))
         ));
         let long_home = PathBuf::from(format!("/Users/{}", "x".repeat(70)));
