@@ -54,7 +54,18 @@ pub fn run(args: ServeArgs) -> ExitCode {
     crate::logging::init(&settings.log_level, crate::logging::under_systemd());
 
     let listeners = match inherited {
-        Ok(Some(listeners)) => Ok(listeners),
+        Ok(Some(mut listeners)) => {
+            // A TCP address configured for the daemon is bound even when the init system
+            // handed over only the Unix socket.
+            match settings.tcp.filter(|_| listeners.tcp.is_none()).map(activation::bind::bind_tcp) {
+                Some(Err(e)) => Err(e),
+                Some(Ok(tcp)) => {
+                    listeners.tcp = Some(tcp);
+                    Ok(listeners)
+                }
+                None => Ok(listeners),
+            }
+        }
         Ok(None) => {
             let activation = if args.self_started {
                 Activation::SelfStarted

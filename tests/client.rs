@@ -1,0 +1,120 @@
+//! The client as people meet it: self-start where no init system manages the socket (ten
+//! clients racing start one daemon, which idles out like an activated one), the message when
+//! the daemon cannot be reached, exit codes, and tokens over TCP.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::activator::Activator;
+use support::{Home, binary, emulator, http, json, stderr, stdout};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Blocks until process `pid` (not our child) exits, via a pidfd; false on timeout.
+fn wait_for_exit(pid: u32, timeout: Duration) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as i32;
+    if fd < 0 {
+        // Already gone.
+        return true;
+    }
+    let mut pollfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd; the fd is closed right after.
+    let ready = unsafe { libc::poll(&mut pollfd, 1, timeout.as_millis() as i32) };
+    unsafe { libc::close(fd) };
+    ready == 1
+}
+
+#[test]
+fn ten_racing_clients_start_exactly_one_daemon_which_idles_out() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let children: Vec<_> = (0..10)
+        .map(|i| {
+            let mut command = home.command(emulator.port, &["query", &format!("SELECT {i} AS n"), "--format", "json"]);
+            command.env("SNOWFLAKED_IDLE_TIMEOUT", "1s").stdout(Stdio::piped()).stderr(Stdio::piped());
+            command.spawn().unwrap()
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let result = json(&child.wait_with_output().unwrap());
+        assert_eq!(result["rows"][0][0], i as u64);
+    }
+    let status = json(&home.run(emulator.port, &["status", "--json"]));
+    assert_eq!(status["activation"], "self");
+    let pid = status["pid"].as_u64().unwrap() as u32;
+    let log = std::fs::read_to_string(home.path().join("state/snowflaked/daemon.log")).unwrap();
+    assert_eq!(log.matches("snowflaked ready").count(), 1, "one daemon was started:\n{log}");
+    assert!(wait_for_exit(pid, WAIT), "the self-started daemon exits when idle");
+    assert!(!home.socket().exists(), "it removed the socket it bound");
+}
+
+#[test]
+fn when_a_unit_owns_the_socket_the_client_says_how_to_start_it_and_does_not_self_start() {
+    let home = Home::new();
+    let unit = home.path().join("config/systemd/user/snowflaked.socket");
+    std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
+    std::fs::write(&unit, "[Socket]\n").unwrap();
+    let mut command = home.command(1, &["query", "SELECT 1"]);
+    // The default socket path, which the unit owns.
+    command.env_remove("SNOWFLAKED_SOCKET");
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("systemctl --user start snowflaked.socket"), "{}", stderr(&out));
+    assert!(!home.path().join("run/snowflaked/api.sock").exists(), "no daemon was started");
+}
+
+#[test]
+fn stop_without_a_daemon_explains_and_exits_3() {
+    let home = Home::new();
+    let out = home.run(1, &["stop"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("cannot reach snowflaked") && stderr(&out).contains("snowflaked serve"), "{}", stderr(&out));
+}
+
+#[test]
+fn exit_codes_follow_the_contract() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = Activator::start(&home.socket(), &binary(), &["--idle-timeout", "30m"], home.env(emulator.port), &home.path().join("daemon.log"));
+    assert_eq!(home.run(emulator.port, &["query", "SELECT 1"]).status.code(), Some(0));
+    assert_eq!(home.run(emulator.port, &["query", "SELEC 1"]).status.code(), Some(1), "statement failed");
+    let refused = home.run(emulator.port, &["query", "--read-only", "SELECT 1; DROP TABLE x"]);
+    assert_eq!(refused.status.code(), Some(2), "usage: refused by read-only mode");
+    assert!(stderr(&refused).contains("statement 2") && stderr(&refused).contains("DROP TABLE"), "{}", stderr(&refused));
+    assert_eq!(home.run(emulator.port, &["query", "--no-such-flag"]).status.code(), Some(2));
+    assert_eq!(home.run(emulator.port, &["use", "database", "not a name"]).status.code(), Some(2));
+    let missing = home.run(emulator.port, &["use", "database", "does_not_exist_anywhere"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("hint:"), "{}", stderr(&missing));
+}
+
+#[test]
+fn over_tcp_only_minted_tokens_are_accepted() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = Activator::start(&home.socket(), &binary(), &["--idle-timeout", "30m", "--tcp", "127.0.0.1:0"], home.env(emulator.port), &home.path().join("daemon.log"));
+    let status = json(&home.run(emulator.port, &["status", "--json"]));
+    let tcp = status["listeners"].as_array().unwrap().iter().find_map(|l| l.as_str()?.strip_prefix("tcp:").map(str::to_string)).expect("a TCP listener");
+    let port: u16 = tcp.rsplit(':').next().unwrap().parse().unwrap();
+    let ask = |token: &str| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        use std::io::{Read, Write};
+        write!(stream, "GET /v1/context HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    assert!(ask("default").starts_with("HTTP/1.1 401"), "an unminted token is refused over TCP");
+    let minted = stdout(&home.run(emulator.port, &["session", "new"])).trim().to_string();
+    assert!(minted.len() >= 36, "{minted}");
+    assert!(ask(&minted).starts_with("HTTP/1.1 200"));
+    let listed = json(&home.run(emulator.port, &["session", "list", "--json"]));
+    assert!(listed["sessions"].as_array().unwrap().iter().any(|s| s["token"] == minted.as_str() && s["minted"] == true));
+    assert!(home.run(emulator.port, &["session", "end", &minted]).status.success());
+    assert!(ask(&minted).starts_with("HTTP/1.1 401"), "an ended token is refused");
+    let health = http::request(&home.socket(), "GET", "/health", None, "");
+    assert_eq!(health.status, 200);
+}
