@@ -20,7 +20,11 @@ fn wait_for_exit(pid: u32, timeout: Duration) -> bool {
         // Already gone.
         return true;
     }
-    let mut pollfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd; the fd is closed right after.
     let ready = unsafe { libc::poll(&mut pollfd, 1, timeout.as_millis() as i32) };
     unsafe { libc::close(fd) };
@@ -33,8 +37,14 @@ fn ten_racing_clients_start_exactly_one_daemon_which_idles_out() {
     let home = Home::new();
     let children: Vec<_> = (0..10)
         .map(|i| {
-            let mut command = home.command(emulator.port, &["query", &format!("SELECT {i} AS n"), "--format", "json"]);
-            command.env("SNOWFLAKED_IDLE_TIMEOUT", "1s").stdout(Stdio::piped()).stderr(Stdio::piped());
+            let mut command = home.command(
+                emulator.port,
+                &["query", &format!("SELECT {i} AS n"), "--format", "json"],
+            );
+            command
+                .env("SNOWFLAKED_IDLE_TIMEOUT", "1s")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
             command.spawn().unwrap()
         })
         .collect();
@@ -46,8 +56,15 @@ fn ten_racing_clients_start_exactly_one_daemon_which_idles_out() {
     assert_eq!(status["activation"], "self");
     let pid = status["pid"].as_u64().unwrap() as u32;
     let log = std::fs::read_to_string(home.path().join("state/snowflaked/daemon.log")).unwrap();
-    assert_eq!(log.matches("snowflaked ready").count(), 1, "one daemon was started:\n{log}");
-    assert!(wait_for_exit(pid, WAIT), "the self-started daemon exits when idle");
+    assert_eq!(
+        log.matches("snowflaked ready").count(),
+        1,
+        "one daemon was started:\n{log}"
+    );
+    assert!(
+        wait_for_exit(pid, WAIT),
+        "the self-started daemon exits when idle"
+    );
     assert!(!home.socket().exists(), "it removed the socket it bound");
 }
 
@@ -62,8 +79,15 @@ fn when_a_unit_owns_the_socket_the_client_says_how_to_start_it_and_does_not_self
     command.env_remove("SNOWFLAKED_SOCKET");
     let out = command.output().unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("systemctl --user start snowflaked.socket"), "{}", stderr(&out));
-    assert!(!home.path().join("run/snowflaked/api.sock").exists(), "no daemon was started");
+    assert!(
+        stderr(&out).contains("systemctl --user start snowflaked.socket"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !home.path().join("run/snowflaked/api.sock").exists(),
+        "no daemon was started"
+    );
 }
 
 #[test]
@@ -71,22 +95,66 @@ fn stop_without_a_daemon_explains_and_exits_3() {
     let home = Home::new();
     let out = home.run(1, &["stop"]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("cannot reach snowflaked") && stderr(&out).contains("snowflaked serve"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach snowflaked")
+            && stderr(&out).contains("snowflaked serve"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn exit_codes_follow_the_contract() {
     let emulator = emulator::shared();
     let home = Home::new();
-    let _activator = Activator::start(&home.socket(), &binary(), &["--idle-timeout", "30m"], home.env(emulator.port), &home.path().join("daemon.log"));
-    assert_eq!(home.run(emulator.port, &["query", "SELECT 1"]).status.code(), Some(0));
-    assert_eq!(home.run(emulator.port, &["query", "SELEC 1"]).status.code(), Some(1), "statement failed");
-    let refused = home.run(emulator.port, &["query", "--read-only", "SELECT 1; DROP TABLE x"]);
-    assert_eq!(refused.status.code(), Some(2), "usage: refused by read-only mode");
-    assert!(stderr(&refused).contains("statement 2") && stderr(&refused).contains("DROP TABLE"), "{}", stderr(&refused));
-    assert_eq!(home.run(emulator.port, &["query", "--no-such-flag"]).status.code(), Some(2));
-    assert_eq!(home.run(emulator.port, &["use", "database", "not a name"]).status.code(), Some(2));
-    let missing = home.run(emulator.port, &["use", "database", "does_not_exist_anywhere"]);
+    let _activator = Activator::start(
+        &home.socket(),
+        &binary(),
+        &["--idle-timeout", "30m"],
+        home.env(emulator.port),
+        &home.path().join("daemon.log"),
+    );
+    assert_eq!(
+        home.run(emulator.port, &["query", "SELECT 1"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        home.run(emulator.port, &["query", "SELEC 1"]).status.code(),
+        Some(1),
+        "statement failed"
+    );
+    let refused = home.run(
+        emulator.port,
+        &["query", "--read-only", "SELECT 1; DROP TABLE x"],
+    );
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "usage: refused by read-only mode"
+    );
+    assert!(
+        stderr(&refused).contains("statement 2") && stderr(&refused).contains("DROP TABLE"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        home.run(emulator.port, &["query", "--no-such-flag"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        home.run(emulator.port, &["use", "database", "not a name"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let missing = home.run(
+        emulator.port,
+        &["use", "database", "does_not_exist_anywhere"],
+    );
     assert_eq!(missing.status.code(), Some(1));
     assert!(stderr(&missing).contains("hint:"), "{}", stderr(&missing));
 }
@@ -95,26 +163,59 @@ fn exit_codes_follow_the_contract() {
 fn over_tcp_only_minted_tokens_are_accepted() {
     let emulator = emulator::shared();
     let home = Home::new();
-    let _activator = Activator::start(&home.socket(), &binary(), &["--idle-timeout", "30m", "--tcp", "127.0.0.1:0"], home.env(emulator.port), &home.path().join("daemon.log"));
+    let _activator = Activator::start(
+        &home.socket(),
+        &binary(),
+        &["--idle-timeout", "30m", "--tcp", "127.0.0.1:0"],
+        home.env(emulator.port),
+        &home.path().join("daemon.log"),
+    );
     let status = json(&home.run(emulator.port, &["status", "--json"]));
-    let tcp = status["listeners"].as_array().unwrap().iter().find_map(|l| l.as_str()?.strip_prefix("tcp:").map(str::to_string)).expect("a TCP listener");
+    let tcp = status["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|l| l.as_str()?.strip_prefix("tcp:").map(str::to_string))
+        .expect("a TCP listener");
     let port: u16 = tcp.rsplit(':').next().unwrap().parse().unwrap();
     let ask = |token: &str| {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         use std::io::{Read, Write};
-        write!(stream, "GET /v1/context HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n").unwrap();
+        write!(
+            stream,
+            "GET /v1/context HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+        )
+        .unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
         answer
     };
-    assert!(ask("default").starts_with("HTTP/1.1 401"), "an unminted token is refused over TCP");
-    let minted = stdout(&home.run(emulator.port, &["session", "new"])).trim().to_string();
+    assert!(
+        ask("default").starts_with("HTTP/1.1 401"),
+        "an unminted token is refused over TCP"
+    );
+    let minted = stdout(&home.run(emulator.port, &["session", "new"]))
+        .trim()
+        .to_string();
     assert!(minted.len() >= 36, "{minted}");
     assert!(ask(&minted).starts_with("HTTP/1.1 200"));
     let listed = json(&home.run(emulator.port, &["session", "list", "--json"]));
-    assert!(listed["sessions"].as_array().unwrap().iter().any(|s| s["token"] == minted.as_str() && s["minted"] == true));
-    assert!(home.run(emulator.port, &["session", "end", &minted]).status.success());
-    assert!(ask(&minted).starts_with("HTTP/1.1 401"), "an ended token is refused");
+    assert!(
+        listed["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["token"] == minted.as_str() && s["minted"] == true)
+    );
+    assert!(
+        home.run(emulator.port, &["session", "end", &minted])
+            .status
+            .success()
+    );
+    assert!(
+        ask(&minted).starts_with("HTTP/1.1 401"),
+        "an ended token is refused"
+    );
     let health = http::request(&home.socket(), "GET", "/health", None, "");
     assert_eq!(health.status, 200);
 }

@@ -15,14 +15,35 @@ fn column(name: &str, ty: &str) -> Column {
 }
 
 fn nasty() -> QueryResponse {
-    let huge: serde_json::Value = serde_json::from_str("123456789012345678901234567890.125").unwrap();
+    let huge: serde_json::Value =
+        serde_json::from_str("123456789012345678901234567890.125").unwrap();
     QueryResponse {
         query_id: "01b2-q".into(),
-        columns: vec![column("NAME", "TEXT"), column("N", "NUMBER"), column("V", "VARIANT"), column("OK", "BOOLEAN")],
+        columns: vec![
+            column("NAME", "TEXT"),
+            column("N", "NUMBER"),
+            column("V", "VARIANT"),
+            column("OK", "BOOLEAN"),
+        ],
         rows: vec![
-            vec![json!("a|b"), huge, json!({"k": [1, {"x": null}]}), json!(true)],
-            vec![json!("line1\nline2"), json!(-7), serde_json::Value::Null, json!(false)],
-            vec![json!("Zürich \"quoted\", ünï"), serde_json::Value::Null, json!([1, 2]), serde_json::Value::Null],
+            vec![
+                json!("a|b"),
+                huge,
+                json!({"k": [1, {"x": null}]}),
+                json!(true),
+            ],
+            vec![
+                json!("line1\nline2"),
+                json!(-7),
+                serde_json::Value::Null,
+                json!(false),
+            ],
+            vec![
+                json!("Zürich \"quoted\", ünï"),
+                serde_json::Value::Null,
+                json!([1, 2]),
+                serde_json::Value::Null,
+            ],
         ],
         row_count: 3,
         truncated: false,
@@ -68,10 +89,17 @@ line2\",-7,,false
 #[test]
 fn ndjson_is_one_typed_object_per_row() {
     let out = render(&nasty(), Format::Ndjson, 0, None);
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["V"]["k"][1]["x"], serde_json::Value::Null);
-    assert_eq!(lines[0]["N"].to_string(), "123456789012345678901234567890.125", "no float rounding");
+    assert_eq!(
+        lines[0]["N"].to_string(),
+        "123456789012345678901234567890.125",
+        "no float rounding"
+    );
     assert_eq!(lines[1]["NAME"], "line1\nline2");
     assert!(lines[2]["N"].is_null());
     assert_eq!(lines[2]["OK"], serde_json::Value::Null);
@@ -92,7 +120,11 @@ fn table_shows_nulls_and_unicode_aligned() {
     assert!(out.contains("NULL") && out.contains("Zürich"), "{out}");
     assert!(out.ends_with("3 rows · query id 01b2-q · 12 ms\n"), "{out}");
     // Each border line of the table has the same display width.
-    let widths: Vec<usize> = out.lines().filter(|l| l.starts_with('┌') || l.starts_with('└')).map(|l| l.chars().count()).collect();
+    let widths: Vec<usize> = out
+        .lines()
+        .filter(|l| l.starts_with('┌') || l.starts_with('└'))
+        .map(|l| l.chars().count())
+        .collect();
     assert_eq!(widths.len(), 2);
     assert_eq!(widths[0], widths[1]);
 }
@@ -100,16 +132,33 @@ fn table_shows_nulls_and_unicode_aligned() {
 #[test]
 fn a_character_budget_cuts_rows_and_says_how_to_get_more() {
     let mut many = nasty();
-    many.rows = (0..500).map(|i| vec![json!(format!("row {i}")), json!(i), serde_json::Value::Null, json!(true)]).collect();
+    many.rows = (0..500)
+        .map(|i| {
+            vec![
+                json!(format!("row {i}")),
+                json!(i),
+                serde_json::Value::Null,
+                json!(true),
+            ]
+        })
+        .collect();
     many.row_count = 500;
     for format in [Format::Markdown, Format::Table] {
         let out = render(&many, format, 2_000, None);
         assert!(out.len() <= 2_000 + 200, "{format:?}: {} chars", out.len());
         let notice = out.lines().last().unwrap();
-        assert!(notice.starts_with("… showing ") && notice.contains("of 500 rows") && notice.contains("--max-chars 0"), "{notice}");
+        assert!(
+            notice.starts_with("… showing ")
+                && notice.contains("of 500 rows")
+                && notice.contains("--max-chars 0"),
+            "{notice}"
+        );
     }
     // Machine formats are never cut by the budget.
-    assert_eq!(render(&many, Format::Ndjson, 2_000, None).lines().count(), 500);
+    assert_eq!(
+        render(&many, Format::Ndjson, 2_000, None).lines().count(),
+        500
+    );
 }
 
 #[test]

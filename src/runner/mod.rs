@@ -359,6 +359,21 @@ impl Runner {
         self.wanted_context(token)
     }
 
+    /// The token's context as `snowflaked context` shows it. A token that never changed its
+    /// context has the connection's login defaults; before the first login those are unknown,
+    /// so this logs in once to learn them rather than show empty values.
+    pub async fn context_of(&self, token: &str) -> Result<Context, RunError> {
+        if let Some(context) = self
+            .registry
+            .context(token)
+            .or_else(|| self.pool.login_context())
+        {
+            return Ok(context);
+        }
+        drop(self.pool.checkout(token, None).await?);
+        Ok(self.wanted_context(token))
+    }
+
     /// Checks out a session for the token with the token's context applied.
     async fn checkout_for(&self, token: &str) -> Result<Lease, RunError> {
         let lease = self

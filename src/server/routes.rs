@@ -66,7 +66,10 @@ async fn route(
         }
         (Method::GET, ["v1", "context"]) => {
             let token = authorize(state, transport, &request)?;
-            Ok(json(StatusCode::OK, &context_response(state, &token)))
+            Ok(json(
+                StatusCode::OK,
+                &context_response(state, &token).await?,
+            ))
         }
         (Method::PUT, ["v1", "context"]) => {
             let token = authorize(state, transport, &request)?;
@@ -79,7 +82,10 @@ async fn route(
                 query_tag: update.query_tag,
             };
             state.runner.set_context(&token, change).await?;
-            Ok(json(StatusCode::OK, &context_response(state, &token)))
+            Ok(json(
+                StatusCode::OK,
+                &context_response(state, &token).await?,
+            ))
         }
         (Method::POST, ["v1", "sessions"]) => {
             let minted = token::mint().map_err(|e| {
@@ -317,18 +323,13 @@ fn to_api_context(context: &Context) -> api::Context {
     }
 }
 
-fn context_response(state: &AppState, token: &str) -> api::ContextResponse {
-    let context = state
-        .runner
-        .registry()
-        .context(token)
-        .or_else(|| state.runner.pool().login_context())
-        .unwrap_or_default();
-    api::ContextResponse {
+async fn context_response(state: &AppState, token: &str) -> Result<api::ContextResponse, ApiError> {
+    let context = state.runner.context_of(token).await?;
+    Ok(api::ContextResponse {
         token: token.to_string(),
         context: to_api_context(&context),
         in_transaction: state.runner.pool().is_pinned(token),
-    }
+    })
 }
 
 fn session_list(state: &AppState) -> api::SessionList {
