@@ -219,3 +219,46 @@ fn over_tcp_only_minted_tokens_are_accepted() {
     let health = http::request(&home.socket(), "GET", "/health", None, "");
     assert_eq!(health.status, 200);
 }
+
+#[test]
+fn ctrl_c_in_the_client_cancels_the_statement_in_snowflake() {
+    // Its own emulator, so its counters are this test's alone.
+    let emulator = emulator::start(&[]);
+    let home = Home::new();
+    let _activator = Activator::start(
+        &home.socket(),
+        &binary(),
+        &["--idle-timeout", "30m"],
+        home.env(emulator.port),
+        &home.path().join("daemon.log"),
+    );
+    assert!(
+        home.run(emulator.port, &["query", "SELECT 1"])
+            .status
+            .success()
+    );
+    let client = home
+        .command(emulator.port, &["query", "SELECT SYSTEM$WAIT(30)"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while emulator.stats()["running"].as_u64().unwrap_or(0) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the statement never started"
+        );
+    }
+    // SAFETY: SIGINT to the client process this test started, as Ctrl-C would send.
+    unsafe { libc::kill(client.id() as i32, libc::SIGINT) };
+    let out = client.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cancelling"), "{}", stderr(&out));
+    while emulator.stats()["cancelled"].as_u64().unwrap_or(0) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the statement was not cancelled in Snowflake"
+        );
+    }
+}
