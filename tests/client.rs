@@ -199,6 +199,21 @@ fn over_tcp_only_minted_tokens_are_accepted() {
         .to_string();
     assert!(minted.len() >= 36, "{minted}");
     assert!(ask(&minted).starts_with("HTTP/1.1 200"));
+    let mut list = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    {
+        use std::io::{Read, Write};
+        write!(
+            list,
+            "GET /v1/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {minted}\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        list.read_to_string(&mut answer).unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 403"),
+            "other tokens are not listed over TCP: {answer}"
+        );
+    }
     let listed = json(&home.run(emulator.port, &["session", "list", "--json"]));
     assert!(
         listed["sessions"]

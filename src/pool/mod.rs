@@ -567,7 +567,7 @@ impl Drop for Lease {
         if let Some(slot) = self.slot.take() {
             let discard = self.discard || self.busy;
             if self.busy {
-                tracing::info!(session = slot.id, token = %self.token, "request abandoned mid-statement; session dropped");
+                tracing::info!(session = slot.id, token = %crate::sessions::token::for_log(&self.token), "request abandoned mid-statement; session dropped");
             }
             self.pool.give_back(slot, &self.token, self.pinned, discard);
         }

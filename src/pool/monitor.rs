@@ -78,9 +78,11 @@ pub async fn roll_back_abandoned(pool: &Pool, token: &str, why: &str) -> bool {
         .execute("ROLLBACK", None, CancellationToken::new())
         .await
     {
-        Ok(_) => tracing::warn!(token, reason = why, "rolled back an abandoned transaction"),
+        Ok(_) => {
+            tracing::warn!(token = %crate::sessions::token::for_log(token), reason = why, "rolled back an abandoned transaction")
+        }
         Err(e) => {
-            tracing::warn!(token, reason = why, error = %e, "rolling back an abandoned transaction failed; dropping its session");
+            tracing::warn!(token = %crate::sessions::token::for_log(token), reason = why, error = %e, "rolling back an abandoned transaction failed; dropping its session");
             lease.discard();
         }
     }

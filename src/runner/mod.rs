@@ -106,7 +106,7 @@ impl Runner {
         self.metrics.record_query(started.elapsed(), result.is_ok());
         match &result {
             Ok(outcome) => tracing::info!(
-                token,
+                token = %crate::sessions::token::for_log(token),
                 query_id = %outcome.output.query_id,
                 rows = outcome.output.rows.len(),
                 elapsed_ms = outcome.elapsed.as_millis() as u64,
@@ -114,7 +114,7 @@ impl Runner {
                 "statement served"
             ),
             Err(e) => {
-                tracing::info!(token, error = %e, elapsed_ms = started.elapsed().as_millis() as u64, outcome = "failed", "statement failed")
+                tracing::info!(token = %crate::sessions::token::for_log(token), error = %e, elapsed_ms = started.elapsed().as_millis() as u64, outcome = "failed", "statement failed")
             }
         }
         result
@@ -303,7 +303,7 @@ impl Runner {
                                 statement.verb
                             )));
                         }
-                        tracing::warn!(token, error = %e, "statement ran but the context could not be read back; keeping the previous context");
+                        tracing::warn!(token = %crate::sessions::token::for_log(token), error = %e, "statement ran but the context could not be read back; keeping the previous context");
                     }
                     return Ok(output);
                 }
@@ -318,7 +318,7 @@ impl Runner {
                         .session_expiry_recoveries
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
-                        token,
+                        token = %crate::sessions::token::for_log(token),
                         session = lease.session_id(),
                         "session expired; logging in again and retrying"
                     );
@@ -399,7 +399,7 @@ impl Runner {
             let plan = context::plan(lease.context(), &wanted);
             if !plan.cannot_clear.is_empty() && !lease.is_fresh() {
                 // No statement can clear what another token set; a fresh session can.
-                tracing::debug!(token, fields = ?plan.cannot_clear, "context needs a fresh session");
+                tracing::debug!(token = %crate::sessions::token::for_log(token), fields = ?plan.cannot_clear, "context needs a fresh session");
                 drop(lease);
                 lease = self.pool.checkout_fresh(token).await?;
                 continue;
@@ -408,7 +408,7 @@ impl Runner {
                 return Ok(lease);
             }
             tracing::debug!(
-                token,
+                token = %crate::sessions::token::for_log(token),
                 session = lease.session_id(),
                 changes = plan.statements.len(),
                 "applying context"

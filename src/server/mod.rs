@@ -6,6 +6,7 @@
 //! open. Unix peers must be this user (checked with `SO_PEERCRED`); over TCP only minted tokens
 //! are accepted. Only this module knows HTTP.
 
+pub mod deadline_io;
 pub mod error;
 pub mod routes;
 
@@ -20,10 +21,14 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::deadline_io::DeadlineIo;
 use crate::activation::Activation;
 use crate::lifecycle::{Activity, OwnedActivityGuard};
 use crate::metrics::Metrics;
 use crate::runner::Runner;
+
+/// A client that reads none of its answer for this long is disconnected.
+const WRITE_STALL_LIMIT: Duration = Duration::from_secs(30);
 
 /// Everything a request handler can reach.
 pub struct AppState {
@@ -145,7 +150,10 @@ async fn serve_connection<S>(
         .keep_alive(false)
         .timer(TokioTimer::new())
         .header_read_timeout(state.request_read_timeout)
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(
+            TokioIo::new(DeadlineIo::new(stream, WRITE_STALL_LIMIT)),
+            service,
+        );
     if let Err(e) = connection.await {
         tracing::debug!(error = %e, "connection ended with an error");
     }

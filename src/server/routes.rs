@@ -96,7 +96,7 @@ async fn route(
                 )
             })?;
             state.runner.registry().add_minted(&minted);
-            tracing::info!(token = %minted, "token minted");
+            tracing::info!(token = %crate::sessions::token::for_log(&minted), "token minted");
             Ok(json(
                 StatusCode::CREATED,
                 &api::NewSession { token: minted },
@@ -104,12 +104,13 @@ async fn route(
         }
         (Method::GET, ["v1", "sessions"]) => {
             authorize(state, transport, &request)?;
+            unix_only(transport, "listing tokens")?;
             Ok(json(StatusCode::OK, &session_list(state)))
         }
         (Method::DELETE, ["v1", "sessions", "current"]) => {
             let token = authorize(state, transport, &request)?;
             let existed = state.runner.end_token(&token).await?;
-            tracing::info!(token = %token, existed, "token ended");
+            tracing::info!(token = %crate::sessions::token::for_log(&token), existed, "token ended");
             Ok(json(
                 StatusCode::OK,
                 &api::Ack {
@@ -145,6 +146,7 @@ async fn route(
         }
         (Method::POST, ["v1", "shutdown"]) => {
             authorize(state, transport, &request)?;
+            unix_only(transport, "stopping the daemon")?;
             tracing::info!("shutdown requested over the API");
             state.shutdown_requested.cancel();
             Ok(json(
@@ -166,6 +168,19 @@ async fn route(
             | ["v1", "sessions", "current"],
         ) => Err(ApiError::method_not_allowed(&method, &path)),
         _ => Err(ApiError::not_found(&path)),
+    }
+}
+
+/// Operations that concern every token are for the user's own processes on the Unix socket,
+/// not for TCP clients holding one minted token.
+fn unix_only(transport: Transport, what: &str) -> Result<(), ApiError> {
+    match transport {
+        Transport::Unix => Ok(()),
+        Transport::Tcp => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("{what} is only allowed over the Unix socket"),
+        )),
     }
 }
 

@@ -13,6 +13,16 @@ pub fn is_well_formed(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
+/// How a token appears in logs: minted tokens authenticate TCP clients, so only a prefix is
+/// logged; chosen names (`default`, `agent-1`) are short and logged whole.
+pub fn for_log(token: &str) -> String {
+    if token.len() > 16 {
+        format!("{}…", &token[..8])
+    } else {
+        token.to_string()
+    }
+}
+
 /// A new random token with 160 bits from the operating system's generator.
 pub fn mint() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 20];
@@ -33,6 +43,13 @@ mod tests {
         assert!(!is_well_formed("has space"));
         assert!(!is_well_formed("semi;colon"));
         assert!(!is_well_formed(&"x".repeat(129)));
+    }
+
+    #[test]
+    fn long_tokens_are_shortened_in_logs() {
+        let minted = mint().unwrap();
+        assert_eq!(for_log(&minted), format!("{}…", &minted[..8]));
+        assert_eq!(for_log("default"), "default");
     }
 
     #[test]
