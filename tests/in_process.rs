@@ -1,0 +1,229 @@
+//! The daemon built in-process on a temp Unix socket with the fake backend behind the
+//! `Backend`/`Session` traits: fast fault injection through the real HTTP surface (Snowflake
+//! down and back, pool exhaustion, metrics, shutdown over the API).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::Method;
+use snowflaked::activation::{Activation, Listeners};
+use snowflaked::api::{Ack, ContextResponse, QueryRequest, QueryResponse, Status};
+use snowflaked::client::{Client, ClientError};
+use snowflaked::config::DaemonSettings;
+use snowflaked::daemon::{self, ServeOptions};
+use snowflaked::server::StopCause;
+use snowflaked::snowflake::fake::FakeBackend;
+
+struct TestDaemon {
+    dir: tempfile::TempDir,
+    handle: tokio::task::JoinHandle<Result<StopCause, daemon::DaemonError>>,
+}
+
+impl TestDaemon {
+    fn start(fake: &FakeBackend, tune: impl FnOnce(&mut DaemonSettings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("api.sock");
+        let mut settings = DaemonSettings {
+            state_dir: Some(dir.path().join("state")),
+            idle_timeout: Duration::ZERO,
+            ..DaemonSettings::default()
+        };
+        settings.pool.min_idle = 0;
+        tune(&mut settings);
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let listeners = Listeners {
+            unix: Some((listener, socket.display().to_string())),
+            tcp: None,
+            activation: Activation::Foreground,
+            bound_paths: vec![],
+        };
+        let handle = tokio::spawn(daemon::run(ServeOptions {
+            settings,
+            listeners,
+            backend: Some(Arc::new(fake.clone())),
+        }));
+        Self { dir, handle }
+    }
+
+    fn client(&self, token: &str) -> Client {
+        let mut client = Client::new(
+            Some(self.dir.path().join("api.sock")),
+            Some(token.to_string()),
+        );
+        client.self_start = false;
+        client
+    }
+}
+
+fn sql(text: &str) -> QueryRequest {
+    QueryRequest {
+        sql: text.to_string(),
+        ..QueryRequest::default()
+    }
+}
+
+fn kind(error: ClientError) -> (u16, String) {
+    match error {
+        ClientError::Api { status, error } => (status, error.kind),
+        other => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn snowflake_down_is_a_502_and_the_daemon_recovers_by_itself() {
+    let fake = FakeBackend::default();
+    fake.set_down(true);
+    let daemon = TestDaemon::start(&fake, |_| {});
+    let client = daemon.client("default");
+    let error = client
+        .call::<_, QueryResponse>(Method::POST, "/v1/query", &sql("SELECT 1"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.exit_code(), 1);
+    assert_eq!(kind(error), (502, "snowflake_unreachable".to_string()));
+    fake.set_down(false);
+    let result: QueryResponse = client
+        .call(Method::POST, "/v1/query", &sql("SELECT 1"), None)
+        .await
+        .unwrap();
+    assert_eq!(result.rows[0][0], serde_json::json!(1));
+    let status: Status = client.get(Method::GET, "/v1/status").await.unwrap();
+    assert_eq!(status.sessions.login_failures, 1);
+    assert_eq!(status.queries.failed, 1);
+    assert_eq!(status.queries.served, 1);
+}
+
+#[tokio::test]
+async fn more_clients_than_sessions_wait_then_fail_clearly_when_the_wait_is_too_long() {
+    let fake = FakeBackend::default();
+    let daemon = TestDaemon::start(&fake, |s| {
+        s.pool.max_size = 1;
+        s.pool.checkout_timeout = Duration::from_millis(300);
+    });
+    let slow = {
+        let client = daemon.client("slow");
+        tokio::spawn(async move {
+            client
+                .call::<_, QueryResponse>(
+                    Method::POST,
+                    "/v1/query",
+                    &sql("SELECT SYSTEM$WAIT(5)"),
+                    Some("q-slow"),
+                )
+                .await
+        })
+    };
+    // Wait until the slow statement holds the only session.
+    let probe = daemon.client("default");
+    loop {
+        let status: Status = probe.get(Method::GET, "/v1/status").await.unwrap();
+        if status.sessions.in_use == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let error = daemon
+        .client("other")
+        .call::<_, QueryResponse>(Method::POST, "/v1/query", &sql("SELECT 1"), None)
+        .await
+        .unwrap_err();
+    let (status, kind_name) = kind(error);
+    assert_eq!((status, kind_name.as_str()), (503, "pool_exhausted"));
+    let _: Ack = probe
+        .call(Method::POST, "/v1/queries/q-slow/cancel", &(), None)
+        .await
+        .unwrap();
+    let (status, kind_name) = kind(slow.await.unwrap().unwrap_err());
+    assert_eq!((status, kind_name.as_str()), (409, "cancelled"));
+    assert_eq!(fake.logins(), 1, "the pool never exceeded its bound");
+    assert!(
+        daemon
+            .client("other")
+            .call::<_, QueryResponse>(Method::POST, "/v1/query", &sql("SELECT 1"), None)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn metrics_expose_counters_and_a_latency_histogram() {
+    let fake = FakeBackend::default();
+    let daemon = TestDaemon::start(&fake, |_| {});
+    let client = daemon.client("default");
+    let _: QueryResponse = client
+        .call(Method::POST, "/v1/query", &sql("SELECT 1"), None)
+        .await
+        .unwrap();
+    let _ = client
+        .call::<_, QueryResponse>(Method::POST, "/v1/query", &sql("FAIL now"), None)
+        .await
+        .unwrap_err();
+    let text = client.text("/metrics").await.unwrap();
+    for needle in [
+        "snowflaked_queries_total 1",
+        "snowflaked_queries_failed_total 1",
+        "snowflaked_logins_total 1",
+        "snowflaked_query_duration_seconds_count 2",
+        "# TYPE snowflaked_query_duration_seconds histogram",
+        "snowflaked_query_duration_seconds_bucket{le=\"+Inf\"} 2",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn use_is_checked_by_snowflake_and_contexts_are_per_token() {
+    let fake = FakeBackend::with_databases(&["SALES", "HR"]);
+    let daemon = TestDaemon::start(&fake, |_| {});
+    let a = daemon.client("a");
+    let b = daemon.client("b");
+    let update = snowflaked::api::ContextUpdate {
+        database: Some("sales".into()),
+        ..Default::default()
+    };
+    let context: ContextResponse = a
+        .call(Method::PUT, "/v1/context", &update, None)
+        .await
+        .unwrap();
+    assert_eq!(context.context.database.as_deref(), Some("SALES"));
+    let missing = snowflaked::api::ContextUpdate {
+        database: Some("nope".into()),
+        ..Default::default()
+    };
+    let (status, kind_name) = kind(
+        a.call::<_, ContextResponse>(Method::PUT, "/v1/context", &missing, None)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((status, kind_name.as_str()), (422, "statement_failed"));
+    let still: ContextResponse = a.get(Method::GET, "/v1/context").await.unwrap();
+    assert_eq!(
+        still.context.database.as_deref(),
+        Some("SALES"),
+        "a failed USE changed nothing"
+    );
+    let other: ContextResponse = b.get(Method::GET, "/v1/context").await.unwrap();
+    assert_eq!(other.context.database, None, "b does not see a's database");
+}
+
+#[tokio::test]
+async fn shutdown_over_the_api_drains_and_returns_the_cause() {
+    let fake = FakeBackend::default();
+    let daemon = TestDaemon::start(&fake, |_| {});
+    let client = daemon.client("default");
+    let _: QueryResponse = client
+        .call(Method::POST, "/v1/query", &sql("SELECT 1"), None)
+        .await
+        .unwrap();
+    let ack: Ack = client
+        .call(Method::POST, "/v1/shutdown", &(), None)
+        .await
+        .unwrap();
+    assert!(ack.ok);
+    let cause = tokio::time::timeout(Duration::from_secs(30), daemon.handle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(cause, StopCause::Requested);
+}
