@@ -30,7 +30,7 @@ test-rust:
 	SNOWFLAKED_TEST_PYTHON=$(CURDIR)/$(VENV_PY) cargo test --locked --all-targets
 
 test-emulator:
-	$(VENV_PY) -m pytest -q tests/emulator/test_emulator.py
+	PYTHONDONTWRITEBYTECODE=1 $(VENV_PY) -m pytest -p no:cacheprovider -q tests/emulator/test_emulator.py
 
 test-packaging:
 	tests/packaging/check_units.sh

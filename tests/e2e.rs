@@ -696,3 +696,56 @@ fn a_timeout_cancels_and_answers_504() {
     assert_eq!(answer.status, 504, "{}", answer.body);
     assert_eq!(answer.json()["error"]["kind"], "timeout");
 }
+
+#[test]
+fn a_query_tag_belongs_to_its_token() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
+    let set = home.run(
+        emulator.port,
+        &["--session", "tagged", "use", "query-tag", "nightly-report"],
+    );
+    assert!(set.status.success(), "{}", stderr(&set));
+    let result = json(&home.run(
+        emulator.port,
+        &[
+            "--session",
+            "tagged",
+            "query",
+            "SELECT 1",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(result["context"]["query_tag"], "nightly-report");
+    let other = json(&home.run(emulator.port, &["--session", "plain", "context", "--json"]));
+    assert!(
+        other["context"]
+            .get("query_tag")
+            .is_none_or(|t| t.is_null()),
+        "{other}"
+    );
+    let cleared = home.run(
+        emulator.port,
+        &["--session", "tagged", "use", "query-tag", ""],
+    );
+    assert!(cleared.status.success());
+    let result = json(&home.run(
+        emulator.port,
+        &[
+            "--session",
+            "tagged",
+            "query",
+            "SELECT 1",
+            "--format",
+            "json",
+        ],
+    ));
+    assert!(
+        result["context"]
+            .get("query_tag")
+            .is_none_or(|t| t.is_null()),
+        "{result}"
+    );
+}

@@ -270,6 +270,9 @@ _IDENT = r'("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 _USE_WAREHOUSE_RE = re.compile(rf"^\s*USE\s+WAREHOUSE\s+{_IDENT}\s*;?\s*$", re.I)
 _USE_ROLE_RE = re.compile(rf"^\s*USE\s+ROLE\s+{_IDENT}\s*;?\s*$", re.I)
 _USE_SECONDARY_RE = re.compile(r"^\s*USE\s+SECONDARY\s+ROLES?\b", re.I)
+# fakesnow fails every ALTER SESSION; the query tag is the one session parameter snowflaked
+# sets, so the emulator accepts setting and unsetting it (and nothing else).
+_QUERY_TAG_RE = re.compile(r"^\s*ALTER\s+SESSION\s+(?:SET\s+QUERY_TAG\s*=\s*'(?:[^'\\]|''|\\.)*'|UNSET\s+QUERY_TAG)\s*;?\s*$", re.I)
 _CONTEXT_FN_RE = re.compile(r"\b(CURRENT_WAREHOUSE|CURRENT_ROLE)\s*\(\s*\)", re.I)
 _WAIT_START_RE = re.compile(r"\bSYSTEM\$WAIT\s*\(", re.I)
 _WAIT_RE = re.compile(
@@ -597,6 +600,9 @@ class Emulator:
             await self._until_cancelled(asyncio.sleep(float(amount) * _WAIT_UNITS[unit]), run)
             name = re.sub(r"\s+", "", wait[0]).upper()
             return self._success(token, run.query_id, name, f"waited {amount} {unit.lower()}", statement_type.SELECT)
+
+        if _QUERY_TAG_RE.match(sql):
+            return self._success(token, run.query_id, "status", "Statement executed successfully.", statement_type.USE)
 
         if _USE_SECONDARY_RE.match(sql):
             # accepted and ignored: the emulator has no roles to activate
