@@ -277,3 +277,60 @@ fn ctrl_c_in_the_client_cancels_the_statement_in_snowflake() {
         );
     }
 }
+
+#[test]
+fn config_shows_sources_with_secrets_redacted_and_check_logs_in() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let out = home.run(emulator.port, &["config"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("SNOWFLAKE_* environment variables") && text.contains("password <redacted>"),
+        "{text}"
+    );
+    assert!(!text.contains("not-a-real-password"));
+    let check = home.run(emulator.port, &["config", "--check"]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(stdout(&check).contains("logged in"), "{}", stdout(&check));
+}
+
+#[test]
+fn without_credentials_the_daemon_stays_up_and_says_what_to_configure() {
+    let home = Home::new();
+    let mut env: Vec<(String, String)> = home
+        .env(1)
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("SNOWFLAKE_") || k == "SNOWFLAKE_HOME")
+        .collect();
+    env.push((
+        "SNOWFLAKED_SOCKET".into(),
+        home.socket().display().to_string(),
+    ));
+    let _activator = Activator::start(
+        &home.socket(),
+        &binary(),
+        &["--idle-timeout", "30m"],
+        env.clone(),
+        &home.path().join("daemon.log"),
+    );
+    let mut command = std::process::Command::new(binary());
+    command
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .args(["query", "SELECT 1"]);
+    let out = command.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a configuration error: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("SNOWFLAKE_ACCOUNT") && stderr(&out).contains("config --check"),
+        "{}",
+        stderr(&out)
+    );
+    let health = http::request(&home.socket(), "GET", "/health", None, "");
+    assert_eq!(health.status, 200, "the daemon is still up");
+}
