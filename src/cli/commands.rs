@@ -8,7 +8,7 @@ use comfy_table::{Table, presets};
 use hyper::Method;
 
 use super::ContextKind;
-use crate::api::{self, Ack, ContextResponse, ContextUpdate, NewSession, SessionList, Status};
+use crate::api::{Ack, ContextResponse, ContextUpdate, NewSession, SessionList, Status};
 use crate::client::{Client, ClientError};
 use crate::config::{Auth, paths, sources};
 
@@ -327,9 +327,4 @@ pub fn config(check: bool) -> ExitCode {
             }
         }
     })
-}
-
-/// The `default` token's name, for messages.
-pub fn default_token() -> &'static str {
-    api::DEFAULT_TOKEN
 }
