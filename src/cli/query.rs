@@ -33,7 +33,8 @@ pub struct QueryArgs {
     /// Return at most N rows (0 = all) [default: 100, or query.max_rows in the config]
     #[arg(long, value_name = "N")]
     pub max_rows: Option<u64>,
-    /// Character budget for table and markdown output (0 = none) [default: 20000]
+    /// Character budget for table and markdown output (0 = none) [default: 20000, or
+    /// query.max_chars in the config]
     #[arg(long, value_name = "N")]
     pub max_chars: Option<usize>,
     /// Cancel the statement if it runs longer than this (30s, 5m; 0 = no limit)
@@ -94,7 +95,10 @@ pub async fn run(client: &Client, args: QueryArgs) -> Result<ExitCode, ClientErr
     let text = render(
         &response,
         args.format,
-        args.max_chars.unwrap_or(DEFAULT_MAX_CHARS),
+        args.max_chars.unwrap_or_else(|| {
+            crate::config::sources::load_settings(&crate::config::paths::ProcessEnv)
+                .map_or(DEFAULT_MAX_CHARS, |s| s.query.max_chars)
+        }),
         width,
     );
     let mut stdout = std::io::stdout().lock();
