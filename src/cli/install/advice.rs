@@ -72,6 +72,19 @@ pub fn launchd_ready(target: &Target) -> String {
     )
 }
 
+/// When `SNOWFLAKED_SOCKET` sends commands somewhere other than where the init system
+/// listens: they would not reach the installed daemon.
+pub fn socket_override(configured: &Path, served: &Path) -> Option<String> {
+    (configured != served).then(|| {
+        format!(
+            "SNOWFLAKED_SOCKET is set to {}, but the installed service listens on {}: commands \
+             run with this setting will not reach it. Unset the variable to use the service.",
+            configured.display(),
+            served.display()
+        )
+    })
+}
+
 /// When a unit or the agent changed while a daemon may be running.
 pub fn restart_systemd() -> String {
     format!(
@@ -169,6 +182,13 @@ mod tests {
                 .unwrap_err()
                 .contains("chmod 0600 /home/ann/.config/snowflaked/snowflake.env")
         );
+    }
+
+    #[test]
+    fn a_socket_override_is_only_mentioned_when_it_differs() {
+        let served = Path::new("/run/user/1000/snowflaked/api.sock");
+        assert!(socket_override(served, served).is_none());
+        assert!(socket_override(Path::new("/tmp/x.sock"), served).is_some());
     }
 
     #[test]

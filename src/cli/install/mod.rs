@@ -28,7 +28,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::config::paths::{self, ProcessEnv};
+use crate::config::paths::{self, Env, ProcessEnv};
 use plan::Target;
 use report::{Report, Reported};
 use run::System;
@@ -62,6 +62,9 @@ pub fn install(args: InstallArgs) -> ExitCode {
     let mut report = Report::live();
     if in_cargo_build_dir(&target.binary) {
         report.warn(advice::build_dir(&target.binary));
+    }
+    if let Some(warning) = socket_override(&target) {
+        report.warn(warning);
     }
     let outcome = if MACOS {
         launchd::install(&target, args.force, &mut System, &mut report)
@@ -117,6 +120,18 @@ fn in_cargo_build_dir(binary: &Path) -> bool {
     binary
         .parent()
         .is_some_and(|dir| dir.join("deps").is_dir() && dir.join(".fingerprint").is_dir())
+}
+
+/// A warning when `SNOWFLAKED_SOCKET` points away from the socket the init system will own.
+/// (A `--socket` flag is not seen here: the dispatcher does not pass it to `install`.)
+fn socket_override(target: &Target) -> Option<String> {
+    let configured = PathBuf::from(ProcessEnv.var("SNOWFLAKED_SOCKET")?);
+    let served = if MACOS {
+        plan::launchd_socket(&target.home)
+    } else {
+        paths::default_socket(&ProcessEnv)
+    };
+    advice::socket_override(&configured, &served)
 }
 
 fn print_plan(target: &Target) -> ExitCode {

@@ -123,6 +123,11 @@ impl Target {
     }
 }
 
+/// The plist's `SockPathName` for a user whose home is `home`.
+pub fn launchd_socket(home: &Path) -> PathBuf {
+    home.join("Library/Caches/snowflaked/api.sock")
+}
+
 /// The plist's `StandardErrorPath` for a user whose home is `home`.
 pub fn launchd_log(home: &Path) -> PathBuf {
     home.join("Library/Logs/snowflaked/snowflaked.log")

@@ -133,7 +133,12 @@ mod tests {
         );
         assert!(script.contains("ExecStart=/usr/bin/snowflaked serve\n"));
         assert!(script.contains("chmod 0644 /home/ann/.config/systemd/user/snowflaked.socket\n"));
-        assert!(!script.contains("enable --now snowflaked-tcp.socket\n"));
+        // Only mentioned in comments, never run.
+        assert!(
+            !script
+                .lines()
+                .any(|l| l.starts_with("systemctl") && l.contains("snowflaked-tcp.socket"))
+        );
     }
 
     #[test]

@@ -236,7 +236,11 @@ mod tests {
         );
         assert_eq!(escape("/opt/100%/snowflaked"), "/opt/100%%/snowflaked");
         assert_eq!(escape("/opt/$HOME/snowflaked"), "/opt/$HOME/snowflaked");
-        for unsafe_path in ["/opt/a\"b/snowflaked", "/opt/it's/snowflaked", "/opt/a\\b/x"] {
+        for unsafe_path in [
+            "/opt/a\"b/snowflaked",
+            "/opt/it's/snowflaked",
+            "/opt/a\\b/x",
+        ] {
             assert_eq!(
                 systemd_exec_path(Path::new(unsafe_path)),
                 Err(RenderError::UnsafeForSystemd(PathBuf::from(unsafe_path)))
