@@ -293,7 +293,11 @@ fn init_system_owner(socket: &Path) -> Option<String> {
     let home = PathBuf::from(std::env::var_os("HOME")?);
     let config =
         std::env::var_os("XDG_CONFIG_HOME").map_or_else(|| home.join(".config"), PathBuf::from);
-    if config.join("systemd/user/snowflaked.socket").exists() {
+    // Enabled, not merely written: `systemctl --user enable` links the unit here.
+    if config
+        .join("systemd/user/sockets.target.wants/snowflaked.socket")
+        .exists()
+    {
         return Some("the systemd user socket owns it: run `systemctl --user start snowflaked.socket` (and see `journalctl --user -u snowflaked`)".into());
     }
     if home

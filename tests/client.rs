@@ -71,7 +71,9 @@ fn ten_racing_clients_start_exactly_one_daemon_which_idles_out() {
 #[test]
 fn when_a_unit_owns_the_socket_the_client_says_how_to_start_it_and_does_not_self_start() {
     let home = Home::new();
-    let unit = home.path().join("config/systemd/user/snowflaked.socket");
+    let unit = home
+        .path()
+        .join("config/systemd/user/sockets.target.wants/snowflaked.socket");
     std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
     std::fs::write(&unit, "[Socket]\n").unwrap();
     let mut command = home.command(1, &["query", "SELECT 1"]);

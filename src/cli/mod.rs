@@ -88,7 +88,7 @@ pub enum Command {
     Install(install::InstallArgs),
     /// Stop, disable and remove exactly what `install` created
     Uninstall,
-    /// Show the daemon's logs (journalctl on Linux, `log show` / the log file on macOS)
+    /// Show the daemon's logs (the journal on Linux, the agent's log file on macOS)
     Logs {
         /// Keep following new lines
         #[arg(short, long)]

@@ -57,7 +57,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(Some(mut listeners)) => {
             // A TCP address configured for the daemon is bound even when the init system
             // handed over only the Unix socket.
-            match settings.tcp.filter(|_| listeners.tcp.is_none()).map(activation::bind::bind_tcp) {
+            match settings
+                .tcp
+                .filter(|_| listeners.tcp.is_none())
+                .map(activation::bind::bind_tcp)
+            {
                 Some(Err(e)) => Err(e),
                 Some(Ok(tcp)) => {
                     listeners.tcp = Some(tcp);

@@ -60,11 +60,14 @@ pub fn state_dir(env: &dyn Env) -> PathBuf {
         .join("snowflaked")
 }
 
-/// The per-user runtime directory the socket lives in: `$XDG_RUNTIME_DIR/snowflaked`, falling
-/// back to `/tmp/snowflaked-$UID` where no runtime directory exists (e.g. macOS, containers).
+/// The per-user runtime directory the socket lives in: `$XDG_RUNTIME_DIR/snowflaked`; on macOS
+/// `~/Library/Caches/snowflaked` (the launchd agent's socket); elsewhere without a runtime
+/// directory (containers) `/tmp/snowflaked-$UID`.
 pub fn runtime_dir(env: &dyn Env) -> PathBuf {
     match env.var("XDG_RUNTIME_DIR") {
         Some(dir) => PathBuf::from(dir).join("snowflaked"),
+        // Where the launchd agent's socket lives (packaging/launchd), so clients find it.
+        None if cfg!(target_os = "macos") => home(env).join("Library/Caches/snowflaked"),
         None => std::env::temp_dir().join(format!("snowflaked-{}", current_uid())),
     }
 }

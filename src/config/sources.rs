@@ -136,14 +136,18 @@ pub fn read_credential_inputs(env: &dyn Env) -> Result<CredentialInputs, ConfigE
     Ok(inputs)
 }
 
-/// `SNOWFLAKE_*` values: the process environment over `./.env`, over snowflaked's own `.env`,
-/// over the systemd credential. Returns the values and a description of where they came from.
+/// `SNOWFLAKE_*` values: the process environment over `./.env`, over
+/// `~/.config/snowflaked/snowflake.env` (or its copy in the systemd credentials directory).
+/// Returns the values and a description of where they came from.
 fn read_environment(env: &dyn Env) -> Result<(Fields, String), ConfigError> {
     let mut files: Vec<PathBuf> = Vec::new();
-    if let Some(dir) = env.var("CREDENTIALS_DIRECTORY") {
-        files.push(Path::new(&dir).join(CREDENTIAL_NAME));
+    // Under systemd the unit hands ~/.config/snowflaked/snowflake.env over as a credential (the
+    // sandbox may hide the original); elsewhere (launchd, self-started, foreground) it is read
+    // in place.
+    match env.var("CREDENTIALS_DIRECTORY") {
+        Some(dir) => files.push(Path::new(&dir).join(CREDENTIAL_NAME)),
+        None => files.push(paths::config_dir(env).join(CREDENTIAL_NAME)),
     }
-    files.push(paths::config_dir(env).join(".env"));
     if let Ok(cwd) = std::env::current_dir() {
         files.push(cwd.join(".env"));
     }
@@ -317,6 +321,27 @@ mod tests {
         .unwrap();
         let settings = load_connection(&env_for(home.path())).unwrap();
         assert_eq!(settings.account, "a");
+    }
+
+    #[test]
+    fn snowflake_env_in_the_config_dir_is_read_without_systemd() {
+        let home = tempfile::tempdir().unwrap();
+        write(
+            &home.path().join(".config/snowflaked/snowflake.env"),
+            "# comment only lines are fine\nSNOWFLAKE_ACCOUNT=acc\nSNOWFLAKE_USER=me\nSNOWFLAKE_PAT=tok\n",
+            0o600,
+        );
+        let settings = load_connection(&env_for(home.path())).unwrap();
+        assert_eq!(settings.account, "acc");
+        std::fs::set_permissions(
+            home.path().join(".config/snowflaked/snowflake.env"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let err = load_connection(&env_for(home.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("chmod 0600"), "{err}");
     }
 
     #[test]

@@ -121,10 +121,9 @@ pub fn build_dir(binary: &Path) -> String {
 /// Why self-start is mentioned: the client leaves the socket to systemd while the units exist.
 fn without_systemd(target: &Target) -> String {
     format!(
-        "Or do without systemd: `snowflaked uninstall` removes the files again (while they \
-         exist, snowflaked commands leave the socket to systemd and do not start the daemon \
-         themselves). Without them, the first snowflaked command starts the daemon (it logs to \
-         {}), or run `snowflaked serve` in a terminal.",
+        "Or do without systemd: until the socket unit is enabled, the first snowflaked command \
+         starts the daemon itself (it logs to {}), or run `snowflaked serve` in a terminal; \
+         `snowflaked uninstall` removes the files again.",
         target.self_start_log.display()
     )
 }
