@@ -88,6 +88,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    if listeners.activation == Activation::Launchd {
+        settings.idle_timeout = launchd_idle_floor(settings.idle_timeout);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -112,5 +115,34 @@ pub fn run(args: ServeArgs) -> ExitCode {
             eprintln!("snowflaked: {e}");
             ExitCode::from(3)
         }
+    }
+}
+
+/// launchd refuses to relaunch a job within 10 s of its last start (its throttle), so an
+/// agent that idled out sooner would leave the next connection waiting; never idle out before.
+fn launchd_idle_floor(idle: Duration) -> Duration {
+    const LAUNCHD_THROTTLE: Duration = Duration::from_secs(10);
+    if !idle.is_zero() && idle < LAUNCHD_THROTTLE {
+        tracing::warn!(configured = %duration::format(idle), "idle timeout raised to 10s, launchd's relaunch throttle");
+        return LAUNCHD_THROTTLE;
+    }
+    idle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launchd_never_idles_out_inside_its_throttle() {
+        assert_eq!(
+            launchd_idle_floor(Duration::from_secs(2)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(launchd_idle_floor(Duration::ZERO), Duration::ZERO);
+        assert_eq!(
+            launchd_idle_floor(Duration::from_secs(60)),
+            Duration::from_secs(60)
+        );
     }
 }
