@@ -65,7 +65,7 @@ pub struct QueryResponse {
     pub columns: Vec<Column>,
     /// Rows as arrays: NULL → null, BOOLEAN → bool, integers and decimals → numbers (exact),
     /// VARIANT/OBJECT/ARRAY → embedded JSON, dates and times → ISO-8601 strings.
-    pub rows: Vec<Vec<serde_json::Value>>,
+    pub rows: Vec<crate::row::Row>,
     pub row_count: u64,
     pub truncated: bool,
     /// The statements of a `transaction: true` request, one entry each, when there were several.

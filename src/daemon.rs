@@ -103,6 +103,7 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
         started: tokio::time::Instant::now(),
         listeners: listener_names.clone(),
         shutdown_requested: shutdown_requested.clone(),
+        memory_to_return: std::sync::atomic::AtomicBool::new(false),
     });
 
     let background = CancellationToken::new();
@@ -242,6 +243,13 @@ async fn status_loop(state: Arc<AppState>, notifier: Notifier, stop: Cancellatio
         if watchdog.is_some() {
             notifier.watchdog();
         }
+        if state.activity.open() == 0
+            && state
+                .memory_to_return
+                .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return_free_memory();
+        }
         let expired = state.runner.registry().expire_unused();
         if !expired.is_empty() {
             tracing::info!(
@@ -249,6 +257,16 @@ async fn status_loop(state: Arc<AppState>, notifier: Notifier, stop: Cancellatio
                 "forgot tokens unused past tokens.ttl"
             );
         }
+    }
+}
+
+/// Gives freed heap pages back to the OS. glibc keeps the arenas a large result grew, so
+/// without this an idle daemon would stay at its peak size after one big query.
+fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -17,6 +17,7 @@
 //! | [`pool`] | the pool of logged-in Snowflake sessions | know tokens' contexts beyond a diff |
 //! | [`snowflake`] | the `Backend`/`Session` traits, the real connector, a fake for tests | know pools or tokens |
 //! | [`sql`] | statement classification with a real lexer | execute anything |
+//! | [`row`] | a result row as JSON text, from Snowflake to the wire | parse more than it must |
 //! | [`metrics`] | counters and the latency histogram, Prometheus text | block |
 //! | [`daemon`] | wiring everything together and the one shutdown tree | contain business logic |
 //! | [`client`] | finding, starting and calling the daemon | format output |
@@ -34,6 +35,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod pool;
+pub mod row;
 pub mod runner;
 pub mod secret;
 pub mod server;

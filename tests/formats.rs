@@ -4,6 +4,7 @@
 use serde_json::json;
 use snowflaked::api::{Column, Context, QueryResponse};
 use snowflaked::cli::format::{Format, render};
+use snowflaked::row::from_values;
 
 fn column(name: &str, ty: &str) -> Column {
     Column {
@@ -26,24 +27,24 @@ fn nasty() -> QueryResponse {
             column("OK", "BOOLEAN"),
         ],
         rows: vec![
-            vec![
+            from_values(&[
                 json!("a|b"),
                 huge,
                 json!({"k": [1, {"x": null}]}),
                 json!(true),
-            ],
-            vec![
+            ]),
+            from_values(&[
                 json!("line1\nline2"),
                 json!(-7),
                 serde_json::Value::Null,
                 json!(false),
-            ],
-            vec![
+            ]),
+            from_values(&[
                 json!("Zürich \"quoted\", ünï"),
                 serde_json::Value::Null,
                 json!([1, 2]),
                 serde_json::Value::Null,
-            ],
+            ]),
         ],
         row_count: 3,
         truncated: false,
@@ -134,12 +135,12 @@ fn a_character_budget_cuts_rows_and_says_how_to_get_more() {
     let mut many = nasty();
     many.rows = (0..500)
         .map(|i| {
-            vec![
+            from_values(&[
                 json!(format!("row {i}")),
                 json!(i),
                 serde_json::Value::Null,
                 json!(true),
-            ]
+            ])
         })
         .collect();
     many.row_count = 500;

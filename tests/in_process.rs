@@ -86,7 +86,10 @@ async fn snowflake_down_is_a_502_and_the_daemon_recovers_by_itself() {
         .call(Method::POST, "/v1/query", &sql("SELECT 1"), None)
         .await
         .unwrap();
-    assert_eq!(result.rows[0][0], serde_json::json!(1));
+    assert_eq!(
+        snowflaked::row::values(&result.rows[0])[0],
+        serde_json::json!(1)
+    );
     let status: Status = client.get(Method::GET, "/v1/status").await.unwrap();
     assert_eq!(status.sessions.login_failures, 1);
     assert_eq!(status.queries.failed, 1);

@@ -310,7 +310,11 @@ pub fn config(check: bool) -> ExitCode {
             .await
         {
             Ok(output) => {
-                let row = output.rows.first().cloned().unwrap_or_default();
+                let row = output
+                    .rows
+                    .first()
+                    .map(|r| crate::row::values(r))
+                    .unwrap_or_default();
                 let cell = |i: usize| row.get(i).map(super::format::cell_text).unwrap_or_default();
                 println!(
                     "check         logged in: account {} · user {} · role {} · warehouse {}",

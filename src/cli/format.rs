@@ -120,7 +120,7 @@ fn table(response: &QueryResponse, rows: usize, width: Option<u16>) -> String {
     }
     table.set_header(response.columns.iter().map(|c| c.name.clone()));
     for row in response.rows.iter().take(rows) {
-        table.add_row(row.iter().map(cell_text));
+        table.add_row(crate::row::values(row).iter().map(cell_text));
     }
     let mut out = table.to_string();
     out.push('\n');
@@ -146,7 +146,10 @@ fn markdown(response: &QueryResponse, rows: usize) -> String {
     let _ = writeln!(out, "| {} |", header.join(" | "));
     let _ = writeln!(out, "|{}|", vec!["---"; header.len().max(1)].join("|"));
     for row in response.rows.iter().take(rows) {
-        let cells: Vec<String> = row.iter().map(|v| markdown_cell(&cell_text(v))).collect();
+        let cells: Vec<String> = crate::row::values(row)
+            .iter()
+            .map(|v| markdown_cell(&cell_text(v)))
+            .collect();
         let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
     out.push('\n');
@@ -160,8 +163,8 @@ fn ndjson(response: &QueryResponse) -> String {
         let object: serde_json::Map<String, Value> = response
             .columns
             .iter()
-            .zip(row)
-            .map(|(c, v)| (c.name.clone(), v.clone()))
+            .zip(crate::row::values(row))
+            .map(|(c, v)| (c.name.clone(), v))
             .collect();
         out.push_str(&Value::Object(object).to_string());
         out.push('\n');
@@ -173,7 +176,7 @@ fn csv(response: &QueryResponse) -> String {
     let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
     let _ = writer.write_record(response.columns.iter().map(|c| c.name.as_str()));
     for row in &response.rows {
-        let cells: Vec<String> = row
+        let cells: Vec<String> = crate::row::values(row)
             .iter()
             .map(|v| match v {
                 // In CSV, NULL is an empty field; an empty string is a quoted empty field.

@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::pool::{Lease, Pool, monitor};
 use crate::sessions::context::{self, READBACK_SQL, parse_readback};
 use crate::sessions::{Context, Registry};
-use crate::snowflake::StatementOutput;
+use crate::snowflake::{BackendError, StatementOutput};
 use crate::sql::{self, Kind, Statement};
 
 /// A statement request, as plain values.
@@ -443,6 +443,42 @@ impl Runner {
                     lease.discard();
                     drop(lease);
                     lease = self.pool.checkout_fresh(token).await?;
+                }
+                Some(e @ BackendError::Statement { .. }) => {
+                    // Something the token had chosen is gone or no longer allowed (a dropped
+                    // database, a revoked role). Failing every later statement would leave the
+                    // token stuck, even for the `use` that would fix it; so the token continues
+                    // in whatever context Snowflake now reports, and the answer shows it.
+                    let previous_tag = lease.context().query_tag.clone();
+                    let output = match lease
+                        .execute(READBACK_SQL, Some(1), CancellationToken::new())
+                        .await
+                    {
+                        Ok(output) => output,
+                        Err(readback) => {
+                            lease.discard();
+                            return Err(readback.into());
+                        }
+                    };
+                    let Some(actual) = output
+                        .rows
+                        .first()
+                        .and_then(|row| parse_readback(row, wanted.query_tag.clone()))
+                    else {
+                        lease.discard();
+                        return Err(e.into());
+                    };
+                    tracing::warn!(
+                        token = %crate::sessions::token::for_log(token),
+                        error = %e,
+                        "the token's saved context could not be applied; continuing in the context Snowflake reports"
+                    );
+                    self.registry.set_context(token, actual.clone());
+                    lease.set_context(Context {
+                        query_tag: previous_tag,
+                        ..actual
+                    });
+                    return Ok(lease);
                 }
                 Some(e) => {
                     // The session's context is now unknown; do not reuse it.

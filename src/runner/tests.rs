@@ -58,7 +58,10 @@ async fn tokens_never_see_each_others_context_on_a_shared_session() {
         )
         .await
         .unwrap();
-    assert_eq!(a.output.rows[0][0], serde_json::json!("A_DB"));
+    assert_eq!(
+        crate::row::values(&a.output.rows[0])[0],
+        serde_json::json!("A_DB")
+    );
     let fresh = runner
         .query(
             "c",
@@ -67,7 +70,7 @@ async fn tokens_never_see_each_others_context_on_a_shared_session() {
         .await
         .unwrap();
     assert_eq!(
-        fresh.output.rows[0][0],
+        crate::row::values(&fresh.output.rows[0])[0],
         serde_json::Value::Null,
         "a new token starts from the login defaults, not from b's database"
     );
@@ -143,7 +146,10 @@ async fn an_expired_session_is_replaced_and_the_statement_retried_with_the_conte
     runner.query("a", sql("USE DATABASE db")).await.unwrap();
     fake.expire_all_sessions();
     let outcome = runner.query("a", sql("SELECT 1")).await.unwrap();
-    assert_eq!(outcome.output.rows[0][0], serde_json::json!(1));
+    assert_eq!(
+        crate::row::values(&outcome.output.rows[0])[0],
+        serde_json::json!(1)
+    );
     assert_eq!(fake.logins(), 2);
     let on_new_session = statements_on(&fake, 2);
     assert!(
@@ -343,4 +349,30 @@ async fn max_rows_truncates_without_touching_the_sql() {
         fake.statements().iter().any(|(_, s)| s == "ROWS 10"),
         "the SQL was sent unmodified"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_whose_database_disappeared_is_not_stuck() {
+    let fake = FakeBackend::with_databases(&["OLD", "NEW"]);
+    let runner = runner_with(&fake, 2);
+    runner.query("t", sql("USE DATABASE old")).await.unwrap();
+    // Another token takes the only idle session elsewhere, and OLD is dropped meanwhile.
+    fake.drop_database("OLD");
+    fake.expire_all_sessions();
+    let outcome = runner.query("t", sql("SELECT 1")).await.unwrap();
+    assert_eq!(
+        outcome.context.database, None,
+        "the context Snowflake reports now"
+    );
+    let fixed = runner
+        .set_context(
+            "t",
+            ContextChange {
+                database: Some("new".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(fixed.database.as_deref(), Some("NEW"));
 }

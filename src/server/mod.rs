@@ -43,6 +43,8 @@ pub struct AppState {
     pub listeners: Vec<String>,
     /// Cancelled by `POST /v1/shutdown`.
     pub shutdown_requested: CancellationToken,
+    /// Set after a large answer, so the daemon hands freed memory back once it is quiet.
+    pub memory_to_return: std::sync::atomic::AtomicBool,
 }
 
 /// Where a connection came from: token rules differ.

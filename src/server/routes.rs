@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
@@ -325,8 +325,17 @@ async fn query(
         elapsed_ms: outcome.elapsed.as_millis() as u64,
         in_transaction: outcome.in_transaction,
     };
-    Ok(json(StatusCode::OK, &response))
+    let answer = json(StatusCode::OK, &response);
+    if answer.body().size_hint().exact().unwrap_or(0) > LARGE_ANSWER_BYTES {
+        state
+            .memory_to_return
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(answer)
 }
+
+/// Answers larger than this leave enough freed memory behind to be worth returning to the OS.
+const LARGE_ANSWER_BYTES: u64 = 1024 * 1024;
 
 fn to_api_context(context: &Context) -> api::Context {
     api::Context {

@@ -22,7 +22,11 @@ pub const READBACK_SQL: &str =
 
 /// Builds a context from the single row [`READBACK_SQL`] returns, keeping `query_tag` (which
 /// CURRENT_*() does not report).
-pub fn parse_readback(row: &[serde_json::Value], query_tag: Option<String>) -> Option<Context> {
+pub fn parse_readback(
+    row: &serde_json::value::RawValue,
+    query_tag: Option<String>,
+) -> Option<Context> {
+    let row = crate::row::values(row);
     let text = |i: usize| match row.get(i)? {
         serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
         _ => None,
@@ -286,7 +290,7 @@ mod tests {
             serde_json::json!("R"),
         ];
         assert_eq!(
-            parse_readback(&row, None),
+            parse_readback(&crate::row::from_values(&row), None),
             Some(ctx(Some("DB"), Some("S"), None, Some("R")))
         );
     }

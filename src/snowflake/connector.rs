@@ -209,9 +209,9 @@ async fn collect(
                 break 'partitions;
             }
             let (_, cells) = row.map_err(|e| classify(&e))?.into_parts();
-            output
-                .rows
-                .push(cells.into_vec().into_iter().map(cell_to_json).collect());
+            let cells: Vec<serde_json::Value> =
+                cells.into_vec().into_iter().map(cell_to_json).collect();
+            output.rows.push(crate::row::from_values(&cells));
         }
     }
     Ok(output)

@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{Backend, BackendError, BoxFuture, ResultColumn, Session, StatementOutput};
+use crate::row;
 
 /// A fake Snowflake shared by every session it hands out.
 #[derive(Clone, Default)]
@@ -63,6 +64,11 @@ impl FakeBackend {
         for session in self.lock().sessions.values_mut() {
             session.expired = true;
         }
+    }
+
+    /// Drops a database (sessions using it keep its name until they switch, as in Snowflake).
+    pub fn drop_database(&self, name: &str) {
+        self.lock().databases.remove(&name.to_ascii_uppercase());
     }
 
     /// Snowflake down (`true`) or back (`false`).
@@ -274,12 +280,12 @@ fn interpret(
                 .iter()
                 .map(|n| text_column(n))
                 .collect(),
-            rows: vec![vec![
+            rows: vec![row::from_values(&[
                 cell(s.database),
                 cell(s.schema),
                 cell(s.warehouse),
                 cell(s.role),
-            ]],
+            ])],
             truncated: false,
         });
     }
@@ -311,7 +317,9 @@ fn interpret(
                 nullable: false,
                 scale: Some(0),
             }],
-            rows: (0..count).map(|i| vec![Value::from(i)]).collect(),
+            rows: (0..count)
+                .map(|i| row::from_values(&[Value::from(i)]))
+                .collect(),
             truncated: false,
         });
     }
@@ -339,7 +347,7 @@ fn one_value(name: &str, value: Value, query_id: &str) -> StatementOutput {
     StatementOutput {
         query_id: query_id.to_string(),
         columns: vec![text_column(name)],
-        rows: vec![vec![value]],
+        rows: vec![row::from_values(&[value])],
         truncated: false,
     }
 }

@@ -58,7 +58,7 @@ pub struct ResultColumn {
 pub struct StatementOutput {
     pub query_id: String,
     pub columns: Vec<ResultColumn>,
-    pub rows: Vec<Vec<serde_json::Value>>,
+    pub rows: Vec<crate::row::Row>,
     /// More rows existed than were asked for.
     pub truncated: bool,
 }
