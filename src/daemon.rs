@@ -61,6 +61,11 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
     };
     let registry = Arc::new(registry);
     let pool = Pool::new(backend, settings.pool.clone());
+    // The connection's login defaults from an earlier run spare the first login a round trip;
+    // the background warm-up login checks them again.
+    if let Some(context) = registry.login_context(&pool.fingerprint()) {
+        pool.preset_login_context(context);
+    }
     let metrics = Arc::new(Metrics::default());
     let runner = Arc::new(Runner::new(
         pool.clone(),
@@ -157,6 +162,7 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
         );
     }
     background.cancel();
+    remember_login_context(&state);
     pool.close();
     for path in &bound_paths {
         if let Err(e) = std::fs::remove_file(path) {
@@ -250,6 +256,7 @@ async fn status_loop(state: Arc<AppState>, notifier: Notifier, stop: Cancellatio
         {
             return_free_memory();
         }
+        remember_login_context(&state);
         let expired = state.runner.registry().expire_unused();
         if !expired.is_empty() {
             tracing::info!(
@@ -257,6 +264,17 @@ async fn status_loop(state: Arc<AppState>, notifier: Notifier, stop: Cancellatio
                 "forgot tokens unused past tokens.ttl"
             );
         }
+    }
+}
+
+/// Persists the login defaults the pool has learnt, for the next activation.
+fn remember_login_context(state: &AppState) {
+    let pool = state.runner.pool();
+    if let Some(context) = pool.login_context() {
+        state
+            .runner
+            .registry()
+            .set_login_context(&pool.fingerprint(), &context);
     }
 }
 

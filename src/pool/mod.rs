@@ -142,6 +142,20 @@ impl Pool {
         &self.shared.settings
     }
 
+    /// Presets the login defaults (remembered from an earlier run for the same connection).
+    pub fn preset_login_context(&self, context: Context) {
+        *self
+            .shared
+            .login_context
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(context);
+    }
+
+    /// Identifies the connection, for remembering its login defaults.
+    pub fn fingerprint(&self) -> String {
+        self.shared.backend.fingerprint()
+    }
+
     /// The context a fresh session starts with, once known.
     pub fn login_context(&self) -> Option<Context> {
         self.shared
@@ -270,7 +284,7 @@ impl Pool {
 
     /// Logs in (a `logging_in` place is already reserved) and hands the session to `token`.
     async fn login_for(&self, token: &str) -> Result<Lease, PoolError> {
-        let result = self.login_slot().await;
+        let result = self.login_slot(false).await;
         let mut state = self.lock();
         state.logging_in -= 1;
         match result {
@@ -289,8 +303,10 @@ impl Pool {
         }
     }
 
-    /// One login, plus reading back the context the new session starts in.
-    async fn login_slot(&self) -> Result<Slot, BackendError> {
+    /// One login. The context a fresh session starts in is the same for every login of the
+    /// connection, so it is read back from Snowflake only when it is not known yet or when
+    /// `refresh` asks (background logins refresh it, off the request path).
+    async fn login_slot(&self, refresh: bool) -> Result<Slot, BackendError> {
         let started = Instant::now();
         let session = match self.shared.backend.login().await {
             Ok(session) => session,
@@ -300,23 +316,27 @@ impl Pool {
                 return Err(e);
             }
         };
-        let readback = session
-            .execute(READBACK_SQL, Some(1), CancellationToken::new())
-            .await?;
-        let context = readback
-            .rows
-            .first()
-            .and_then(|row| parse_readback(row, None))
-            .unwrap_or_default();
+        let known = self.login_context();
+        let context = match known {
+            Some(context) if !refresh => context,
+            _ => {
+                let readback = session
+                    .execute(READBACK_SQL, Some(1), CancellationToken::new())
+                    .await?;
+                let context = readback
+                    .rows
+                    .first()
+                    .and_then(|row| parse_readback(row, None))
+                    .unwrap_or_default();
+                *self
+                    .shared
+                    .login_context
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(context.clone());
+                context
+            }
+        };
         self.shared.logins.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut known = self
-                .shared
-                .login_context
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            known.get_or_insert_with(|| context.clone());
-        }
         let id = {
             let mut state = self.lock();
             state.next_id += 1;
@@ -355,7 +375,7 @@ impl Pool {
             self.lock().logging_in += 1;
             let pool = self.clone();
             tokio::spawn(async move {
-                let result = pool.login_slot().await;
+                let result = pool.login_slot(true).await;
                 let mut state = pool.lock();
                 state.logging_in -= 1;
                 if let Ok(slot) = result

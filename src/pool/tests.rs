@@ -155,3 +155,28 @@ async fn a_dead_backend_is_an_error_not_a_hang_and_recovery_is_automatic() {
     fake.set_down(false);
     assert!(pool.checkout("a", None).await.is_ok());
 }
+
+#[tokio::test(start_paused = true)]
+async fn known_login_defaults_spare_request_logins_a_round_trip() {
+    let fake = FakeBackend::default();
+    let pool = Pool::new(Arc::new(fake.clone()), settings(2));
+    drop(pool.checkout("a", None).await.unwrap());
+    assert_eq!(
+        fake.statements().len(),
+        1,
+        "the first login reads the defaults back"
+    );
+    assert_eq!(
+        pool.login_context().and_then(|c| c.role).as_deref(),
+        Some("PUBLIC")
+    );
+    let a = pool.checkout("a", None).await.unwrap();
+    let _b = pool.checkout("b", None).await.unwrap();
+    assert_eq!(fake.logins(), 2);
+    assert_eq!(
+        fake.statements().len(),
+        1,
+        "the second login trusted what the first one learnt"
+    );
+    drop(a);
+}

@@ -6,12 +6,11 @@
 //! Every change is persisted through [`Store`] before the call returns, so no acknowledged
 //! `USE` is lost by a crash.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use super::Context;
-use super::store::{Store, StoredToken, unix_now};
+use super::store::{SavedState, Store, StoredLoginContext, StoredToken, unix_now};
 
 /// A token as `session list` shows it.
 #[derive(Debug, Clone)]
@@ -24,7 +23,7 @@ pub struct TokenSummary {
 
 /// The registry. Cheap to share behind an `Arc`; its mutex is never held across an await.
 pub struct Registry {
-    tokens: Mutex<BTreeMap<String, StoredToken>>,
+    state: Mutex<SavedState>,
     store: Option<Store>,
     ttl: Duration,
 }
@@ -33,7 +32,7 @@ impl Registry {
     /// An in-memory registry (tests, or when persistence is unavailable).
     pub fn in_memory(ttl: Duration) -> Self {
         Self {
-            tokens: Mutex::new(BTreeMap::new()),
+            state: Mutex::new(SavedState::default()),
             store: None,
             ttl,
         }
@@ -41,25 +40,27 @@ impl Registry {
 
     /// Loads saved tokens (dropping those unused for longer than `ttl`).
     pub fn open(store: Store, ttl: Duration) -> std::io::Result<Self> {
-        let mut tokens = store.load()?;
+        let mut state = store.load()?;
         let now = unix_now();
-        let before = tokens.len();
-        tokens.retain(|_, t| ttl.is_zero() || now.saturating_sub(t.last_used) <= ttl.as_secs());
-        tracing::info!(path = %store.path().display(), restored = tokens.len(), expired = before - tokens.len(), "token contexts loaded");
+        let before = state.tokens.len();
+        state
+            .tokens
+            .retain(|_, t| ttl.is_zero() || now.saturating_sub(t.last_used) <= ttl.as_secs());
+        tracing::info!(path = %store.path().display(), restored = state.tokens.len(), expired = before - state.tokens.len(), "token contexts loaded");
         Ok(Self {
-            tokens: Mutex::new(tokens),
+            state: Mutex::new(state),
             store: Some(store),
             ttl,
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, StoredToken>> {
-        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, SavedState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn persist(&self, tokens: &BTreeMap<String, StoredToken>) {
+    fn persist(&self, state: &SavedState) {
         if let Some(store) = &self.store
-            && let Err(e) = store.save(tokens)
+            && let Err(e) = store.save(state)
         {
             tracing::error!(path = %store.path().display(), error = %e, "cannot save token contexts");
         }
@@ -67,17 +68,21 @@ impl Registry {
 
     /// The token's saved context; `None` if it has none yet (login defaults apply).
     pub fn context(&self, token: &str) -> Option<Context> {
-        self.lock().get(token).and_then(|t| t.context.clone())
+        self.lock()
+            .tokens
+            .get(token)
+            .and_then(|t| t.context.clone())
     }
 
     /// Whether `session new` minted this token (and `session end` has not forgotten it).
     pub fn is_minted(&self, token: &str) -> bool {
-        self.lock().get(token).is_some_and(|t| t.minted)
+        self.lock().tokens.get(token).is_some_and(|t| t.minted)
     }
 
     /// Records a token's use, creating it if needed.
     pub fn touch(&self, token: &str) {
-        let mut tokens = self.lock();
+        let mut state = self.lock();
+        let tokens = &mut state.tokens;
         tokens
             .entry(token.to_string())
             .or_insert_with(|| StoredToken {
@@ -90,7 +95,8 @@ impl Registry {
 
     /// Stores the context Snowflake reported for the token.
     pub fn set_context(&self, token: &str, context: Context) {
-        let mut tokens = self.lock();
+        let mut state = self.lock();
+        let tokens = &mut state.tokens;
         let entry = tokens
             .entry(token.to_string())
             .or_insert_with(|| StoredToken {
@@ -103,12 +109,13 @@ impl Registry {
         }
         entry.context = Some(context);
         entry.last_used = unix_now();
-        self.persist(&tokens);
+        self.persist(&state);
     }
 
     /// Registers a freshly minted token.
     pub fn add_minted(&self, token: &str) {
-        let mut tokens = self.lock();
+        let mut state = self.lock();
+        let tokens = &mut state.tokens;
         tokens.insert(
             token.to_string(),
             StoredToken {
@@ -117,15 +124,16 @@ impl Registry {
                 last_used: unix_now(),
             },
         );
-        self.persist(&tokens);
+        self.persist(&state);
     }
 
     /// Forgets a token; returns whether it existed.
     pub fn remove(&self, token: &str) -> bool {
-        let mut tokens = self.lock();
+        let mut state = self.lock();
+        let tokens = &mut state.tokens;
         let existed = tokens.remove(token).is_some();
         if existed {
-            self.persist(&tokens);
+            self.persist(&state);
         }
         existed
     }
@@ -136,7 +144,8 @@ impl Registry {
             return Vec::new();
         }
         let now = unix_now();
-        let mut tokens = self.lock();
+        let mut state = self.lock();
+        let tokens = &mut state.tokens;
         let expired: Vec<String> = tokens
             .iter()
             .filter(|(_, t)| now.saturating_sub(t.last_used) > self.ttl.as_secs())
@@ -146,24 +155,46 @@ impl Registry {
             tokens.remove(name);
         }
         if !expired.is_empty() {
-            self.persist(&tokens);
+            self.persist(&state);
         }
         expired
     }
 
+    /// The login defaults last seen on the connection identified by `connection`.
+    pub fn login_context(&self, connection: &str) -> Option<Context> {
+        let state = self.lock();
+        let saved = state.login_context.as_ref()?;
+        (saved.connection == connection).then(|| saved.context.clone())
+    }
+
+    /// Remembers the login defaults of `connection` (persisted when they change).
+    pub fn set_login_context(&self, connection: &str, context: &Context) {
+        let mut state = self.lock();
+        let fresh = StoredLoginContext {
+            connection: connection.to_string(),
+            context: context.clone(),
+        };
+        if state.login_context.as_ref() == Some(&fresh) {
+            return;
+        }
+        state.login_context = Some(fresh);
+        self.persist(&state);
+    }
+
     /// How many tokens are known.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().tokens.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().tokens.is_empty()
     }
 
     /// Every token, for `session list`.
     pub fn list(&self) -> Vec<TokenSummary> {
         let now = unix_now();
         self.lock()
+            .tokens
             .iter()
             .map(|(name, t)| TokenSummary {
                 name: name.clone(),
@@ -196,6 +227,15 @@ mod tests {
         assert!(reopened.is_minted("m"));
         assert!(!reopened.is_minted("a"));
         assert!(reopened.remove("m"));
+        reopened.set_login_context("u@a", &Context::default());
+        drop(reopened);
+        let again = Registry::open(Store::new(dir.path()), ttl).unwrap();
+        assert_eq!(again.login_context("u@a"), Some(Context::default()));
+        assert_eq!(
+            again.login_context("other@b"),
+            None,
+            "never another connection's defaults"
+        );
         assert!(!reopened.is_minted("m"));
     }
 }

@@ -20,10 +20,28 @@ pub struct StoredToken {
     pub last_used: u64,
 }
 
+/// The context a fresh session starts in, remembered for the connection it was seen on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredLoginContext {
+    /// Identifies the connection settings (see `Backend::fingerprint`); a different
+    /// connection's defaults are never reused.
+    pub connection: String,
+    pub context: Context,
+}
+
+/// Everything in the state file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SavedState {
+    pub tokens: BTreeMap<String, StoredToken>,
+    #[serde(default)]
+    pub login_context: Option<StoredLoginContext>,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct StateFile {
     version: u32,
-    tokens: BTreeMap<String, StoredToken>,
+    #[serde(flatten)]
+    state: SavedState,
 }
 
 /// Reads and writes `tokens.json` in the state directory.
@@ -45,31 +63,31 @@ impl Store {
 
     /// Loads saved tokens; a missing file is an empty registry, a damaged one is moved aside
     /// (and reported) rather than stopping the daemon.
-    pub fn load(&self) -> std::io::Result<BTreeMap<String, StoredToken>> {
+    pub fn load(&self) -> std::io::Result<SavedState> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SavedState::default()),
             Err(e) => return Err(e),
         };
         match serde_json::from_str::<StateFile>(&text) {
-            Ok(file) => Ok(file.tokens),
+            Ok(file) => Ok(file.state),
             Err(e) => {
                 let aside = self.path.with_extension("json.damaged");
                 tracing::warn!(path = %self.path.display(), error = %e, moved_to = %aside.display(), "state file unreadable; starting with no saved contexts");
                 std::fs::rename(&self.path, aside)?;
-                Ok(BTreeMap::new())
+                Ok(SavedState::default())
             }
         }
     }
 
     /// Replaces the file with `tokens`, atomically.
-    pub fn save(&self, tokens: &BTreeMap<String, StoredToken>) -> std::io::Result<()> {
+    pub fn save(&self, state: &SavedState) -> std::io::Result<()> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         let body = serde_json::to_vec_pretty(&StateFile {
             version: 1,
-            tokens: tokens.clone(),
+            state: state.clone(),
         })?;
         let temp = self
             .path
@@ -105,7 +123,7 @@ mod tests {
     fn round_trip_is_private_and_atomic() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(&dir.path().join("state"));
-        assert!(store.load().unwrap().is_empty());
+        assert_eq!(store.load().unwrap(), SavedState::default());
         let mut tokens = BTreeMap::new();
         tokens.insert(
             "a".to_string(),
@@ -118,8 +136,15 @@ mod tests {
                 last_used: 5,
             },
         );
-        store.save(&tokens).unwrap();
-        assert_eq!(store.load().unwrap(), tokens);
+        let state = SavedState {
+            tokens,
+            login_context: Some(StoredLoginContext {
+                connection: "u@a".into(),
+                context: Context::default(),
+            }),
+        };
+        store.save(&state).unwrap();
+        assert_eq!(store.load().unwrap(), state);
         let mode = std::fs::metadata(store.path())
             .unwrap()
             .permissions()
@@ -137,7 +162,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
         std::fs::write(store.path(), "{not json").unwrap();
-        assert!(store.load().unwrap().is_empty());
+        assert_eq!(store.load().unwrap(), SavedState::default());
         assert!(dir.path().join("tokens.json.damaged").exists());
     }
 }

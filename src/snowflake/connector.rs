@@ -19,6 +19,7 @@ use crate::config::{Auth, ConnectionSettings};
 pub struct ConnectorBackend {
     client: sf::Client,
     describe: String,
+    fingerprint: String,
     login_timeout: Duration,
 }
 
@@ -29,6 +30,16 @@ impl ConnectorBackend {
         login_timeout: Duration,
     ) -> Result<Self, BackendError> {
         let describe = settings.describe();
+        let fingerprint = format!(
+            "{}@{} {} db={:?} schema={:?} warehouse={:?} role={:?}",
+            settings.user,
+            settings.account,
+            settings.base_url().unwrap_or_default(),
+            settings.database,
+            settings.schema,
+            settings.warehouse,
+            settings.role
+        );
         let login_error = |message: String| BackendError::Login {
             connection: describe.clone(),
             message,
@@ -89,6 +100,7 @@ impl ConnectorBackend {
         Ok(Self {
             client,
             describe,
+            fingerprint,
             login_timeout,
         })
     }
@@ -115,6 +127,10 @@ impl Backend for ConnectorBackend {
 
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+
+    fn fingerprint(&self) -> String {
+        self.fingerprint.clone()
     }
 }
 

@@ -27,6 +27,11 @@ pub trait Backend: Send + Sync + 'static {
     fn login(&self) -> BoxFuture<'_, Result<Box<dyn Session>, BackendError>>;
     /// `user@account (source)`, for messages; never contains a secret.
     fn describe(&self) -> String;
+    /// Identifies what a login starts with (endpoint, user, configured defaults), so login
+    /// defaults remembered for one connection are never used for another. No secrets.
+    fn fingerprint(&self) -> String {
+        self.describe()
+    }
 }
 
 /// One logged-in Snowflake session. A session runs one statement at a time; the pool
