@@ -236,6 +236,6 @@ mod tests {
             None,
             "never another connection's defaults"
         );
-        assert!(!reopened.is_minted("m"));
+        assert!(!again.is_minted("m"));
     }
 }
