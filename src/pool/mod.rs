@@ -70,6 +70,10 @@ struct State {
     pins: HashMap<String, Pin>,
     in_use: usize,
     logging_in: usize,
+    /// Background (warm-up) logins in flight, counted in `logging_in` too.
+    warming: usize,
+    /// Requests waiting for one of those instead of logging in themselves.
+    warm_claims: usize,
     next_id: u64,
     closed: bool,
 }
@@ -263,6 +267,12 @@ impl Pool {
             state.in_use += 1;
             return Ok(Take::Ready(Box::new(self.lease(slot, token, false))));
         }
+        if state.warming > state.warm_claims {
+            // A background login is already on its way (e.g. the one started at activation):
+            // waiting for it is never slower than starting another, and spares a session.
+            state.warm_claims += 1;
+            return Ok(Take::Wait);
+        }
         if state.total() < self.shared.settings.max_size {
             state.logging_in += 1;
             return Ok(Take::Login);
@@ -372,12 +382,19 @@ impl Pool {
                 .min(room)
         };
         for _ in 0..wanted {
-            self.lock().logging_in += 1;
+            {
+                let mut state = self.lock();
+                state.logging_in += 1;
+                state.warming += 1;
+            }
             let pool = self.clone();
             tokio::spawn(async move {
                 let result = pool.login_slot(true).await;
                 let mut state = pool.lock();
                 state.logging_in -= 1;
+                state.warming -= 1;
+                // Its waiter (if any) now finds the session idle, or logs in itself on failure.
+                state.warm_claims = state.warm_claims.saturating_sub(1).min(state.warming);
                 if let Ok(slot) = result
                     && !state.closed
                 {

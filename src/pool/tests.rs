@@ -180,3 +180,18 @@ async fn known_login_defaults_spare_request_logins_a_round_trip() {
     );
     drop(a);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_waits_for_the_warm_up_login_instead_of_starting_another() {
+    let fake = FakeBackend::default();
+    fake.set_login_delay(Duration::from_millis(500));
+    let pool = Pool::new(Arc::new(fake.clone()), settings(4));
+    pool.warm();
+    let lease = pool.checkout("a", None).await.unwrap();
+    assert_eq!(
+        fake.logins(),
+        1,
+        "one login served both the warm-up and the request"
+    );
+    drop(lease);
+}
