@@ -286,12 +286,35 @@ fn warm_statement(
 ) -> f64 {
     section(&format!("2. Warm `SELECT 1`, {label}"));
     let iterations = settings.pick(30, 10);
-    let (mut process, mut raw, mut direct, mut bare) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut process, mut raw, mut direct, mut bare, mut curl) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let socket = daemon.socket().display().to_string();
     for i in 0..iterations {
         // Rotate the order so no variant always follows another.
-        for variant in 0..4 {
-            match (i + variant) % 4 {
+        for variant in 0..5 {
+            match (i + variant) % 5 {
+                // The same request through curl, the baseline for what a client process costs.
+                4 => {
+                    let started = Instant::now();
+                    let output = Command::new("curl")
+                        .args([
+                            "-sS",
+                            "--fail",
+                            "--unix-socket",
+                            &socket,
+                            "-H",
+                            "Authorization: Bearer default",
+                        ])
+                        .args(["-d", r#"{"sql": "SELECT 1"}"#, "http://snowflaked/v1/query"])
+                        .output()
+                        .expect("curl is installed");
+                    curl.push(started.elapsed());
+                    assert!(
+                        output.status.success(),
+                        "curl: {}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                }
                 0 => process.push(daemon.run(&["query", "SELECT 1", "--format", "json"]).0),
                 1 => raw.push(daemon.query_raw(None, "SELECT 1").0),
                 2 => {
@@ -305,11 +328,12 @@ fn warm_statement(
             }
         }
     }
-    let (a, b, c, d) = (
+    let (a, b, c, d, e) = (
         Stats::of(&process),
         Stats::of(&raw),
         Stats::of(&direct),
         Stats::of(&bare),
+        Stats::of(&curl),
     );
     println!("  (a) `snowflaked query` process       {}", a.line());
     println!("  (b) raw HTTP over the Unix socket    {}", b.line());
@@ -318,6 +342,7 @@ fn warm_statement(
         "  (d) `snowflaked --version` process   {}  (diagnostic: spawn, exec, exit)",
         d.line()
     );
+    println!("  (e) `curl --unix-socket` process    {}", e.line());
     let daemon_ratio = b.median / c.median;
     let daemon_added = b.median - c.median;
     let process_added = a.median - b.median;
@@ -325,6 +350,11 @@ fn warm_statement(
         "  (b)/(c) = {daemon_ratio:.3}  (the daemon adds {daemon_added:.2} ms; target ratio <= 1.05)"
     );
     println!("  (a)-(b) = {process_added:.2} ms  (the client process's own cost; target <= 2 ms)");
+    println!(
+        "  (e)-(b) = {:.2} ms  (curl's own cost, the same request; snowflaked query / curl = {:.3})",
+        e.median - b.median,
+        a.median / e.median
+    );
     println!(
         "            of which starting and ending a snowflaked process (d) = {:.2} ms, the rest {:.2} ms",
         d.median,
@@ -344,7 +374,7 @@ fn warm_statement(
     );
     report.add(
         key,
-        json!({"process_ms": a.json(), "raw_http_ms": b.json(), "crate_ms": c.json(), "version_process_ms": d.json(), "daemon_over_crate": daemon_ratio, "daemon_adds_ms": daemon_added, "process_adds_ms": process_added}),
+        json!({"process_ms": a.json(), "raw_http_ms": b.json(), "crate_ms": c.json(), "version_process_ms": d.json(), "curl_ms": e.json(), "curl_adds_ms": e.median - b.median, "daemon_over_crate": daemon_ratio, "daemon_adds_ms": daemon_added, "process_adds_ms": process_added}),
     );
     c.median
 }
