@@ -333,11 +333,7 @@ impl Pool {
                 let readback = session
                     .execute(READBACK_SQL, Some(1), CancellationToken::new())
                     .await?;
-                let context = readback
-                    .rows
-                    .first()
-                    .and_then(|row| parse_readback(row, None))
-                    .unwrap_or_default();
+                let context = first_context(&readback, None).unwrap_or_default();
                 *self
                     .shared
                     .login_context
@@ -515,6 +511,17 @@ impl Pool {
     }
 }
 
+/// The context in the answer to [`READBACK_SQL`].
+fn first_context(
+    output: &crate::snowflake::StatementOutput,
+    query_tag: Option<String>,
+) -> Option<Context> {
+    output
+        .rows
+        .first()
+        .and_then(|row| parse_readback(row, query_tag))
+}
+
 enum Take {
     Ready(Box<Lease>),
     Login,
@@ -556,6 +563,18 @@ impl Lease {
             self.discard = true;
         }
         result
+    }
+
+    /// Reads the session's context back from Snowflake (`CURRENT_*()`); `query_tag`, which
+    /// Snowflake does not report that way, is the caller's.
+    pub async fn read_context(
+        &mut self,
+        query_tag: Option<String>,
+    ) -> Result<Option<Context>, BackendError> {
+        let output = self
+            .execute(READBACK_SQL, Some(1), CancellationToken::new())
+            .await?;
+        Ok(first_context(&output, query_tag))
     }
 
     /// The context this session currently has.

@@ -24,7 +24,7 @@ pub use error::RunError;
 use crate::config::QuerySettings;
 use crate::metrics::Metrics;
 use crate::pool::{Lease, Pool, monitor};
-use crate::sessions::context::{self, READBACK_SQL, parse_readback};
+use crate::sessions::context;
 use crate::sessions::{Context, Registry};
 use crate::snowflake::{BackendError, StatementOutput};
 use crate::sql::{self, Kind, Statement};
@@ -332,15 +332,8 @@ impl Runner {
 
     /// Reads the session's context back from Snowflake and stores it for the token.
     async fn read_back(&self, token: &str, lease: &mut Lease) -> Result<(), RunError> {
-        let output = lease
-            .execute(READBACK_SQL, Some(1), CancellationToken::new())
-            .await?;
         let query_tag = lease.context().query_tag.clone();
-        if let Some(context) = output
-            .rows
-            .first()
-            .and_then(|row| parse_readback(row, query_tag))
-        {
+        if let Some(context) = lease.read_context(query_tag).await? {
             lease.set_context(context.clone());
             self.registry.set_context(token, context);
         }
@@ -425,13 +418,9 @@ impl Runner {
             }
             match failure {
                 None => {
-                    let output = lease
-                        .execute(READBACK_SQL, Some(1), CancellationToken::new())
-                        .await?;
-                    let actual = output
-                        .rows
-                        .first()
-                        .and_then(|row| parse_readback(row, wanted.query_tag.clone()))
+                    let actual = lease
+                        .read_context(wanted.query_tag.clone())
+                        .await?
                         .unwrap_or(wanted);
                     lease.set_context(actual);
                     return Ok(lease);
@@ -450,23 +439,16 @@ impl Runner {
                     // token stuck, even for the `use` that would fix it; so the token continues
                     // in whatever context Snowflake now reports, and the answer shows it.
                     let previous_tag = lease.context().query_tag.clone();
-                    let output = match lease
-                        .execute(READBACK_SQL, Some(1), CancellationToken::new())
-                        .await
-                    {
-                        Ok(output) => output,
+                    let actual = match lease.read_context(wanted.query_tag.clone()).await {
+                        Ok(Some(actual)) => actual,
+                        Ok(None) => {
+                            lease.discard();
+                            return Err(e.into());
+                        }
                         Err(readback) => {
                             lease.discard();
                             return Err(readback.into());
                         }
-                    };
-                    let Some(actual) = output
-                        .rows
-                        .first()
-                        .and_then(|row| parse_readback(row, wanted.query_tag.clone()))
-                    else {
-                        lease.discard();
-                        return Err(e.into());
                     };
                     tracing::warn!(
                         token = %crate::sessions::token::for_log(token),
