@@ -336,3 +336,16 @@ fn without_credentials_the_daemon_stays_up_and_says_what_to_configure() {
     let health = http::request(&home.socket(), "GET", "/health", None, "");
     assert_eq!(health.status, 200, "the daemon is still up");
 }
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let home = Home::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = home.run(1, &["completions", shell]);
+        assert!(out.status.success());
+        assert!(
+            stdout(&out).contains("snowflaked") && stdout(&out).contains("query"),
+            "{shell}"
+        );
+    }
+}

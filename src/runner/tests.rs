@@ -172,12 +172,16 @@ async fn a_transaction_pins_its_session_and_other_tokens_wait() {
     let runner = runner_with(&fake, 1);
     let begun = runner.query("tx", sql("BEGIN")).await.unwrap();
     assert!(begun.in_transaction);
-    let other = {
+    let mut other = {
         let runner = runner.clone();
         tokio::spawn(async move { runner.query("other", sql("SELECT 1")).await })
     };
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(!other.is_finished(), "the only session is pinned to tx");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), &mut other)
+            .await
+            .is_err(),
+        "the only session is pinned to tx: other must still be waiting"
+    );
     let committed = runner.query("tx", sql("COMMIT")).await.unwrap();
     assert!(!committed.in_transaction);
     assert!(other.await.unwrap().is_ok());
