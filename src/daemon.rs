@@ -163,6 +163,7 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
     }
     background.cancel();
     remember_login_context(&state);
+    roll_back_open_transactions(&pool).await;
     pool.close();
     for path in &bound_paths {
         if let Err(e) = std::fs::remove_file(path) {
@@ -264,6 +265,30 @@ async fn status_loop(state: Arc<AppState>, notifier: Notifier, stop: Cancellatio
                 "forgot tokens unused past tokens.ttl"
             );
         }
+    }
+}
+
+/// Rolls back the transactions tokens left open, rather than leave them (and their locks) to
+/// Snowflake's session timeout; bounded so a dead Snowflake cannot hold up the exit. The
+/// tokens learn on their next statement that their transaction is gone.
+async fn roll_back_open_transactions(pool: &Pool) {
+    let tokens = pool.idle_pins(Duration::ZERO);
+    if tokens.is_empty() {
+        return;
+    }
+    let all = async {
+        for token in &tokens {
+            monitor::roll_back_abandoned(pool, token, "daemon stopping").await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(5), all)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = tokens.len(),
+            "rolling back open transactions timed out; Snowflake ends them with the sessions"
+        );
     }
 }
 

@@ -17,6 +17,9 @@ use sd_notify::NotifyState;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+/// How often a held idle exit (see [`Activity::wait_idle`]) looks again.
+const HOLD_RECHECK: Duration = Duration::from_secs(5);
+
 /// Open connections and when the last one closed.
 pub struct Activity {
     open: AtomicUsize,
@@ -61,8 +64,10 @@ impl Activity {
         self.idle_for().map(|idle| timeout.saturating_sub(idle))
     }
 
-    /// Resolves once nothing has been open for `timeout`; never when `timeout` is zero.
-    pub async fn wait_idle(&self, timeout: Duration) {
+    /// Resolves once nothing has been open for `timeout` and `hold` is false; never when
+    /// `timeout` is zero. `hold` keeps the daemon alive for state that lives between
+    /// connections (an open transaction); it is checked again at least every few seconds.
+    pub async fn wait_idle(&self, timeout: Duration, hold: &(dyn Fn() -> bool + Send + Sync)) {
         if timeout.is_zero() {
             return std::future::pending().await;
         }
@@ -71,6 +76,12 @@ impl Activity {
             tokio::pin!(notified);
             notified.as_mut().enable();
             match self.idle_left(timeout) {
+                Some(left) if left.is_zero() && hold() => {
+                    tokio::select! {
+                        () = tokio::time::sleep(timeout.min(HOLD_RECHECK)) => {}
+                        () = &mut notified => {}
+                    }
+                }
                 Some(left) if left.is_zero() => return,
                 Some(left) => {
                     tokio::select! {
@@ -182,7 +193,9 @@ mod tests {
         let guard = OwnedActivityGuard::new(activity.clone());
         let waiter = {
             let activity = activity.clone();
-            tokio::spawn(async move { activity.wait_idle(Duration::from_secs(60)).await })
+            tokio::spawn(
+                async move { activity.wait_idle(Duration::from_secs(60), &|| false).await },
+            )
         };
         tokio::time::advance(Duration::from_secs(120)).await;
         tokio::task::yield_now().await;
@@ -195,6 +208,31 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         tokio::time::advance(Duration::from_secs(2)).await;
+        waiter.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_postpones_the_idle_exit_until_it_is_released() {
+        let activity = Arc::new(Activity::default());
+        let held = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let waiter = {
+            let (activity, held) = (activity.clone(), held.clone());
+            tokio::spawn(async move {
+                activity
+                    .wait_idle(Duration::from_secs(10), &move || {
+                        held.load(Ordering::SeqCst)
+                    })
+                    .await
+            })
+        };
+        tokio::time::advance(Duration::from_secs(60)).await;
+        tokio::task::yield_now().await;
+        assert!(
+            !waiter.is_finished(),
+            "an open transaction keeps the daemon alive"
+        );
+        held.store(false, Ordering::SeqCst);
+        tokio::time::advance(HOLD_RECHECK).await;
         waiter.await.unwrap();
     }
 

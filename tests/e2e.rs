@@ -749,3 +749,83 @@ fn a_query_tag_belongs_to_its_token() {
         "{result}"
     );
 }
+
+#[test]
+fn a_transaction_cut_off_by_a_daemon_stop_is_rolled_back_and_reported() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
+    let db = unique_db("stoptx");
+    create_db(&home, emulator.port, "tx", &db);
+    let table = format!("{db}.PUBLIC.T");
+    assert!(
+        home.run(
+            emulator.port,
+            &[
+                "--session",
+                "tx",
+                "query",
+                &format!("CREATE TABLE {table} (n INT)")
+            ]
+        )
+        .status
+        .success()
+    );
+    assert!(
+        home.run(emulator.port, &["--session", "tx", "query", "BEGIN"])
+            .status
+            .success()
+    );
+    assert!(
+        home.run(
+            emulator.port,
+            &[
+                "--session",
+                "tx",
+                "query",
+                &format!("INSERT INTO {table} VALUES (1)")
+            ]
+        )
+        .status
+        .success()
+    );
+    assert!(home.run(emulator.port, &["stop"]).status.success());
+    activator.wait_for("the daemon's exit", WAIT, |events| {
+        events.iter().any(|e| matches!(e, Event::Exited(..)))
+    });
+    let next = home.run(
+        emulator.port,
+        &[
+            "--session",
+            "tx",
+            "query",
+            &format!("INSERT INTO {table} VALUES (2)"),
+        ],
+    );
+    assert_eq!(next.status.code(), Some(1));
+    assert!(
+        stderr(&next).contains("transaction is gone"),
+        "{}",
+        stderr(&next)
+    );
+    let count = json(&home.run(
+        emulator.port,
+        &[
+            "--session",
+            "reader",
+            "query",
+            &format!("SELECT COUNT(*) FROM {table}"),
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(
+        count["rows"][0][0], 0,
+        "the cut-off transaction was rolled back"
+    );
+    assert!(
+        std::fs::read_to_string(home.path().join("daemon.log"))
+            .unwrap()
+            .contains("daemon stopping")
+    );
+}

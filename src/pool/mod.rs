@@ -422,6 +422,11 @@ impl Pool {
             .collect()
     }
 
+    /// Whether any token holds an open transaction.
+    pub fn has_pins(&self) -> bool {
+        !self.lock().pins.is_empty()
+    }
+
     /// Whether the token holds an open transaction.
     pub fn is_pinned(&self, token: &str) -> bool {
         self.lock().pins.contains_key(token)

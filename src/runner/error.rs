@@ -42,9 +42,10 @@ pub enum RunError {
     /// Every session is busy.
     #[error("{0}")]
     Busy(String),
-    /// The session holding the token's transaction expired; Snowflake rolled it back.
+    /// The token's open transaction is gone (its session expired, it sat idle past the limit,
+    /// or the daemon restarted); Snowflake rolled it back.
     #[error(
-        "the Snowflake session holding this token's open transaction expired; the transaction was rolled back by Snowflake — run it again"
+        "this token's open transaction is gone and was rolled back (its Snowflake session expired, it sat idle past tokens.transaction_idle_timeout, or the daemon restarted); nothing since BEGIN was kept — run the transaction again"
     )]
     TransactionLost,
     /// The token has a statement running and the operation needs it idle.

@@ -156,6 +156,16 @@ impl Runner {
             .or(Some(self.defaults.timeout))
             .filter(|t| !t.is_zero());
 
+        if self.registry.in_transaction(token) && !self.pool.is_pinned(token) {
+            // The daemon restarted, the idle limit rolled it back, or its session expired.
+            self.registry.set_in_transaction(token, false);
+            return Err(RunError::TransactionLost);
+        }
+        if input.transaction && self.pool.is_pinned(token) {
+            return Err(RunError::BadRequest(
+                "this token already has an open transaction; COMMIT or ROLLBACK it before using --transaction".into(),
+            ));
+        }
         let cancel = CancellationToken::new();
         let _registration = input
             .request_id
@@ -186,6 +196,10 @@ impl Runner {
             }
             None => work.await,
         };
+        // Remember on disk whether the token is inside a transaction now (see
+        // `Registry::set_in_transaction`).
+        self.registry
+            .set_in_transaction(token, self.pool.is_pinned(token));
         match result {
             Err(RunError::Cancelled { .. }) if timed_out => {
                 self.metrics.cancelled.fetch_add(1, Ordering::Relaxed);
@@ -510,10 +524,7 @@ impl Runner {
                 // Put back exactly what the token had before the first USE.
                 match before {
                     Some(context) => self.registry.set_context(token, context),
-                    None => {
-                        self.registry.remove(token);
-                        self.registry.touch(token);
-                    }
+                    None => self.registry.clear_context(token),
                 }
                 return Err(e);
             }

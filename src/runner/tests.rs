@@ -380,3 +380,53 @@ async fn a_token_whose_database_disappeared_is_not_stuck() {
         .unwrap();
     assert_eq!(fixed.database.as_deref(), Some("NEW"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_transaction_rolled_back_behind_the_tokens_back_is_reported_once() {
+    let fake = FakeBackend::default();
+    let runner = runner_with(&fake, 1);
+    runner.query("tx", sql("BEGIN")).await.unwrap();
+    runner
+        .query("tx", sql("INSERT INTO t VALUES (1)"))
+        .await
+        .unwrap();
+    assert!(runner.registry().in_transaction("tx"));
+    tokio::time::advance(Duration::from_secs(601)).await;
+    crate::pool::monitor::tick_once(runner.pool(), Duration::from_secs(600)).await;
+    assert_eq!(
+        fake.open_transactions(),
+        0,
+        "the idle transaction was rolled back"
+    );
+    let lost = runner
+        .query("tx", sql("INSERT INTO t VALUES (2)"))
+        .await
+        .unwrap_err();
+    assert!(matches!(lost, RunError::TransactionLost), "{lost:?}");
+    assert!(
+        !fake
+            .statements()
+            .iter()
+            .any(|(_, s)| s == "INSERT INTO t VALUES (2)"),
+        "nothing ran outside the transaction"
+    );
+    assert!(
+        runner.query("tx", sql("SELECT 1")).await.is_ok(),
+        "reported once, then the token goes on"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn transaction_requests_refuse_to_nest_in_an_open_transaction() {
+    let runner = runner_with(&FakeBackend::default(), 1);
+    runner.query("tx", sql("BEGIN")).await.unwrap();
+    let nested = QueryInput {
+        sql: "INSERT INTO t VALUES (1)".into(),
+        transaction: true,
+        ..QueryInput::default()
+    };
+    assert!(matches!(
+        runner.query("tx", nested).await,
+        Err(RunError::BadRequest(_))
+    ));
+}

@@ -65,6 +65,9 @@ pub async fn accept_loop(
     stop: CancellationToken,
 ) -> StopCause {
     let my_uid = crate::config::paths::current_uid();
+    // An open transaction lives between connections; the daemon must not idle out under it.
+    let pool = state.runner.pool().clone();
+    let transaction_open = move || pool.has_pins();
     loop {
         let accept_unix = async {
             match &unix {
@@ -106,7 +109,7 @@ pub async fn accept_loop(
                 }
                 Err(e) => accept_failed(e).await,
             },
-            () = state.activity.wait_idle(state.idle_timeout) => return StopCause::Idle,
+            () = state.activity.wait_idle(state.idle_timeout, &transaction_open) => return StopCause::Idle,
         }
     }
 }

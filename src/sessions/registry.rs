@@ -89,6 +89,7 @@ impl Registry {
                 context: None,
                 minted: false,
                 last_used: 0,
+                in_transaction: false,
             })
             .last_used = unix_now();
     }
@@ -103,6 +104,7 @@ impl Registry {
                 context: None,
                 minted: false,
                 last_used: unix_now(),
+                in_transaction: false,
             });
         if entry.context.as_ref() == Some(&context) {
             return;
@@ -110,6 +112,36 @@ impl Registry {
         entry.context = Some(context);
         entry.last_used = unix_now();
         self.persist(&state);
+    }
+
+    /// Whether the token's last statements left a transaction open.
+    pub fn in_transaction(&self, token: &str) -> bool {
+        self.lock()
+            .tokens
+            .get(token)
+            .is_some_and(|t| t.in_transaction)
+    }
+
+    /// Records that the token's transaction began (`true`) or ended (`false`); persisted.
+    pub fn set_in_transaction(&self, token: &str, open: bool) {
+        let mut state = self.lock();
+        let Some(entry) = state.tokens.get_mut(token) else {
+            return;
+        };
+        if entry.in_transaction != open {
+            entry.in_transaction = open;
+            self.persist(&state);
+        }
+    }
+
+    /// Forgets the token's own context (it falls back to the login defaults); keeps the token.
+    pub fn clear_context(&self, token: &str) {
+        let mut state = self.lock();
+        if let Some(entry) = state.tokens.get_mut(token)
+            && entry.context.take().is_some()
+        {
+            self.persist(&state);
+        }
     }
 
     /// Registers a freshly minted token.
@@ -122,6 +154,7 @@ impl Registry {
                 context: None,
                 minted: true,
                 last_used: unix_now(),
+                in_transaction: false,
             },
         );
         self.persist(&state);

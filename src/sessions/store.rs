@@ -18,6 +18,11 @@ pub struct StoredToken {
     pub minted: bool,
     /// Seconds since the Unix epoch.
     pub last_used: u64,
+    /// The token began a transaction that has not ended. Kept on disk so that, if the daemon
+    /// stops (or crashes) meanwhile, the token's next statement is told its transaction is
+    /// gone instead of silently running outside it.
+    #[serde(default)]
+    pub in_transaction: bool,
 }
 
 /// The context a fresh session starts in, remembered for the connection it was seen on.
@@ -134,6 +139,7 @@ mod tests {
                 }),
                 minted: true,
                 last_used: 5,
+                in_transaction: false,
             },
         );
         let state = SavedState {
