@@ -61,102 +61,105 @@ impl Metrics {
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::new();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        let (counter, gauge) = ("counter", "gauge");
+        let simple: [(&str, &str, &str, u64); 15] = [
+            (
+                "uptime_seconds",
+                gauge,
+                "Seconds since the daemon started.",
+                gauges.uptime_s,
+            ),
+            (
+                "http_requests_total",
+                counter,
+                "HTTP requests received.",
+                load(&self.requests),
+            ),
+            (
+                "queries_total",
+                counter,
+                "Statement requests that succeeded.",
+                load(&self.queries_served),
+            ),
+            (
+                "queries_failed_total",
+                counter,
+                "Statement requests that failed.",
+                load(&self.queries_failed),
+            ),
+            (
+                "queries_running",
+                gauge,
+                "Statement requests in flight.",
+                load(&self.queries_running),
+            ),
+            (
+                "queries_cancelled_total",
+                counter,
+                "Statements cancelled (client gone, timeout, cancel).",
+                load(&self.cancelled),
+            ),
+            (
+                "session_expiry_recoveries_total",
+                counter,
+                "Expired Snowflake sessions replaced transparently.",
+                load(&self.session_expiry_recoveries),
+            ),
+            (
+                "sessions_idle",
+                gauge,
+                "Logged-in sessions waiting for work.",
+                gauges.sessions_idle as u64,
+            ),
+            (
+                "sessions_in_use",
+                gauge,
+                "Sessions running a request.",
+                gauges.sessions_in_use as u64,
+            ),
+            (
+                "sessions_logging_in",
+                gauge,
+                "Logins in progress.",
+                gauges.sessions_logging_in as u64,
+            ),
+            (
+                "sessions_max",
+                gauge,
+                "Pool size bound.",
+                gauges.sessions_max as u64,
+            ),
+            (
+                "logins_total",
+                counter,
+                "Successful Snowflake logins.",
+                gauges.logins,
+            ),
+            (
+                "login_failures_total",
+                counter,
+                "Failed Snowflake logins.",
+                gauges.login_failures,
+            ),
+            (
+                "tokens",
+                gauge,
+                "Known client tokens.",
+                gauges.tokens as u64,
+            ),
+            (
+                "open_transactions",
+                gauge,
+                "Tokens holding an open transaction.",
+                gauges.open_transactions as u64,
+            ),
+        ];
+        for (name, kind, help, value) in simple {
             let _ = writeln!(
                 out,
                 "# HELP snowflaked_{name} {help}\n# TYPE snowflaked_{name} {kind}\nsnowflaked_{name} {value}"
             );
-        };
-        metric(
-            "uptime_seconds",
-            "gauge",
-            "Seconds since the daemon started.",
-            gauges.uptime_s.to_string(),
-        );
-        metric(
-            "http_requests_total",
-            "counter",
-            "HTTP requests received.",
-            load(&self.requests).to_string(),
-        );
-        metric(
-            "queries_total",
-            "counter",
-            "Statement requests that succeeded.",
-            load(&self.queries_served).to_string(),
-        );
-        metric(
-            "queries_failed_total",
-            "counter",
-            "Statement requests that failed.",
-            load(&self.queries_failed).to_string(),
-        );
-        metric(
-            "queries_running",
-            "gauge",
-            "Statement requests in flight.",
-            load(&self.queries_running).to_string(),
-        );
-        metric(
-            "queries_cancelled_total",
-            "counter",
-            "Statements cancelled (client gone, timeout, cancel).",
-            load(&self.cancelled).to_string(),
-        );
-        metric(
-            "session_expiry_recoveries_total",
-            "counter",
-            "Expired Snowflake sessions replaced transparently.",
-            load(&self.session_expiry_recoveries).to_string(),
-        );
-        metric(
-            "sessions_idle",
-            "gauge",
-            "Logged-in sessions waiting for work.",
-            gauges.sessions_idle.to_string(),
-        );
-        metric(
-            "sessions_in_use",
-            "gauge",
-            "Sessions running a request.",
-            gauges.sessions_in_use.to_string(),
-        );
-        metric(
-            "sessions_logging_in",
-            "gauge",
-            "Logins in progress.",
-            gauges.sessions_logging_in.to_string(),
-        );
-        metric(
-            "sessions_max",
-            "gauge",
-            "Pool size bound.",
-            gauges.sessions_max.to_string(),
-        );
-        metric(
-            "logins_total",
-            "counter",
-            "Successful Snowflake logins.",
-            gauges.logins.to_string(),
-        );
-        metric(
-            "login_failures_total",
-            "counter",
-            "Failed Snowflake logins.",
-            gauges.login_failures.to_string(),
-        );
-        metric(
-            "tokens",
-            "gauge",
-            "Known client tokens.",
-            gauges.tokens.to_string(),
-        );
-        metric(
-            "open_transactions",
-            "gauge",
-            "Tokens holding an open transaction.",
-            gauges.open_transactions.to_string(),
-        );
+        }
         let _ = writeln!(
             out,
             "# HELP snowflaked_query_duration_seconds Statement request latency.\n# TYPE snowflaked_query_duration_seconds histogram"

@@ -7,7 +7,6 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::activator::Activator;
 use support::{Home, binary, emulator, http, json, stderr, stdout};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -109,13 +108,7 @@ fn stop_without_a_daemon_explains_and_exits_3() {
 fn exit_codes_follow_the_contract() {
     let emulator = emulator::shared();
     let home = Home::new();
-    let _activator = Activator::start(
-        &home.socket(),
-        &binary(),
-        &["--idle-timeout", "30m"],
-        home.env(emulator.port),
-        &home.path().join("daemon.log"),
-    );
+    let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
     assert_eq!(
         home.run(emulator.port, &["query", "SELECT 1"])
             .status
@@ -165,12 +158,9 @@ fn exit_codes_follow_the_contract() {
 fn over_tcp_only_minted_tokens_are_accepted() {
     let emulator = emulator::shared();
     let home = Home::new();
-    let _activator = Activator::start(
-        &home.socket(),
-        &binary(),
+    let _activator = home.activate(
+        emulator.port,
         &["--idle-timeout", "30m", "--tcp", "127.0.0.1:0"],
-        home.env(emulator.port),
-        &home.path().join("daemon.log"),
     );
     let status = json(&home.run(emulator.port, &["status", "--json"]));
     let tcp = status["listeners"]
@@ -242,13 +232,7 @@ fn ctrl_c_in_the_client_cancels_the_statement_in_snowflake() {
     // Its own emulator, so its counters are this test's alone.
     let emulator = emulator::start(&[]);
     let home = Home::new();
-    let _activator = Activator::start(
-        &home.socket(),
-        &binary(),
-        &["--idle-timeout", "30m"],
-        home.env(emulator.port),
-        &home.path().join("daemon.log"),
-    );
+    let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
     assert!(
         home.run(emulator.port, &["query", "SELECT 1"])
             .status
@@ -309,13 +293,7 @@ fn without_credentials_the_daemon_stays_up_and_says_what_to_configure() {
         "SNOWFLAKED_SOCKET".into(),
         home.socket().display().to_string(),
     ));
-    let _activator = Activator::start(
-        &home.socket(),
-        &binary(),
-        &["--idle-timeout", "30m"],
-        env.clone(),
-        &home.path().join("daemon.log"),
-    );
+    let _activator = home.activate_with(env.clone(), &["--idle-timeout", "30m"]);
     let mut command = std::process::Command::new(binary());
     command
         .env_clear()

@@ -13,17 +13,21 @@ use support::{Home, binary, emulator, http, json, stderr, stdout, unique_db};
 const WAIT: Duration = Duration::from_secs(60);
 
 fn activator(home: &Home, port: u16, args: &[&str]) -> Activator {
-    Activator::start(
-        &home.socket(),
-        &binary(),
-        args,
-        home.env(port),
-        &home.path().join("daemon.log"),
-    )
+    home.activate(port, args)
 }
 
 fn daemon_log(home: &Home) -> String {
-    std::fs::read_to_string(home.path().join("daemon.log")).unwrap_or_default()
+    std::fs::read_to_string(home.daemon_log()).unwrap_or_default()
+}
+
+/// Rows in `table`, counted through another token.
+fn count_rows(home: &Home, port: u16, table: &str) -> serde_json::Value {
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    json(&home.run(
+        port,
+        &["--session", "reader", "query", &sql, "--format", "json"],
+    ))["rows"][0][0]
+        .clone()
 }
 
 /// Creates a database with its PUBLIC schema (the emulator does not create it).
@@ -344,13 +348,7 @@ fn a_silent_client_is_cut_off_and_cannot_keep_the_daemon_alive() {
     let home = Home::new();
     let mut env = home.env(emulator.port);
     env.push(("SNOWFLAKED_REQUEST_READ_TIMEOUT".into(), "300ms".into()));
-    let activator = Activator::start(
-        &home.socket(),
-        &binary(),
-        &["--idle-timeout", "200ms"],
-        env,
-        &home.path().join("daemon.log"),
-    );
+    let activator = home.activate_with(env, &["--idle-timeout", "200ms"]);
     // Connect and say nothing.
     let mut silent = std::os::unix::net::UnixStream::connect(home.socket()).unwrap();
     silent.set_read_timeout(Some(WAIT)).unwrap();
@@ -586,19 +584,9 @@ fn a_rolled_back_transaction_is_invisible_to_other_tokens() {
         "{}",
         stderr(&failed)
     );
-    let count = json(&home.run(
-        emulator.port,
-        &[
-            "--session",
-            "reader",
-            "query",
-            &format!("SELECT COUNT(*) FROM {table}"),
-            "--format",
-            "json",
-        ],
-    ));
     assert_eq!(
-        count["rows"][0][0], 0,
+        count_rows(&home, emulator.port, &table),
+        0,
         "nothing of the failed transaction is visible"
     );
     // An explicit transaction pins the writer; another token does not see uncommitted rows.
@@ -627,18 +615,7 @@ fn a_rolled_back_transaction_is_invisible_to_other_tokens() {
             .status
             .success()
     );
-    let count = json(&home.run(
-        emulator.port,
-        &[
-            "--session",
-            "reader",
-            "query",
-            &format!("SELECT COUNT(*) FROM {table}"),
-            "--format",
-            "json",
-        ],
-    ));
-    assert_eq!(count["rows"][0][0], 0);
+    assert_eq!(count_rows(&home, emulator.port, &table), 0);
 }
 
 #[test]
@@ -808,19 +785,9 @@ fn a_transaction_cut_off_by_a_daemon_stop_is_rolled_back_and_reported() {
         "{}",
         stderr(&next)
     );
-    let count = json(&home.run(
-        emulator.port,
-        &[
-            "--session",
-            "reader",
-            "query",
-            &format!("SELECT COUNT(*) FROM {table}"),
-            "--format",
-            "json",
-        ],
-    ));
     assert_eq!(
-        count["rows"][0][0], 0,
+        count_rows(&home, emulator.port, &table),
+        0,
         "the cut-off transaction was rolled back"
     );
     assert!(

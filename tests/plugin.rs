@@ -15,13 +15,7 @@ fn repo() -> PathBuf {
 }
 
 fn daemon(home: &Home, port: u16) -> Activator {
-    Activator::start(
-        &home.socket(),
-        &binary(),
-        &["--idle-timeout", "30m"],
-        home.env(port),
-        &home.path().join("daemon.log"),
-    )
+    home.activate(port, &["--idle-timeout", "30m"])
 }
 
 /// A PATH on which `snowflaked` is the binary under test.

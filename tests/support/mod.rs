@@ -65,6 +65,22 @@ impl Home {
         ]
     }
 
+    /// A socket-activated daemon for this home (see [`activator::Activator`]), serving with
+    /// `args` and logging to `daemon.log` here.
+    pub fn activate(&self, port: u16, args: &[&str]) -> activator::Activator {
+        self.activate_with(self.env(port), args)
+    }
+
+    /// As [`Home::activate`], with an environment of the caller's.
+    pub fn activate_with(&self, env: Vec<(String, String)>, args: &[&str]) -> activator::Activator {
+        activator::Activator::start(&self.socket(), &binary(), args, env, &self.daemon_log())
+    }
+
+    /// Where activated daemons of this home log.
+    pub fn daemon_log(&self) -> PathBuf {
+        self.path().join("daemon.log")
+    }
+
     /// Runs the client binary with this home's environment.
     pub fn run(&self, port: u16, args: &[&str]) -> Output {
         self.command(port, args).output().expect("run snowflaked")
