@@ -21,6 +21,9 @@ use tokio::net::UnixStream;
 use crate::api::{self, ErrorDetail};
 use crate::config::paths::{self, ProcessEnv};
 
+/// A self-started daemon's log is rotated once it grows past this.
+const MAX_DAEMON_LOG_BYTES: u64 = 8 * 1024 * 1024;
+
 /// How long a self-started daemon may take to say it is ready.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -226,10 +229,15 @@ impl Client {
         let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
         let log_dir = paths::state_dir(&ProcessEnv);
         let _ = std::fs::create_dir_all(&log_dir);
+        let log_path = log_dir.join("daemon.log");
+        // One previous generation is kept, so a long-lived user's log cannot grow forever.
+        if std::fs::metadata(&log_path).is_ok_and(|m| m.len() > MAX_DAEMON_LOG_BYTES) {
+            let _ = std::fs::rename(&log_path, log_dir.join("daemon.log.1"));
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(log_dir.join("daemon.log"))
+            .open(&log_path)
             .ok();
         let mut command = tokio::process::Command::new(exe);
         command
