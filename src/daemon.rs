@@ -105,6 +105,7 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
         idle_timeout: settings.idle_timeout,
         max_body_bytes: settings.max_body_bytes,
         request_read_timeout: settings.request_read_timeout,
+        write_stall_timeout: settings.write_stall_timeout,
         started: tokio::time::Instant::now(),
         listeners: listener_names.clone(),
         shutdown_requested: shutdown_requested.clone(),

@@ -25,7 +25,9 @@ impl TestDaemon {
         let socket = dir.path().join("api.sock");
         let mut settings = DaemonSettings {
             state_dir: Some(dir.path().join("state")),
-            idle_timeout: Duration::ZERO,
+            // Long enough never to fire in a test, but not zero: status then reports the
+            // idle time left, which shows whether other connections are open.
+            idle_timeout: Duration::from_secs(3600),
             ..DaemonSettings::default()
         };
         settings.pool.min_idle = 0;
@@ -229,4 +231,38 @@ async fn shutdown_over_the_api_drains_and_returns_the_cause() {
         .unwrap()
         .unwrap();
     assert_eq!(cause, StopCause::Requested);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answer_is_cut_off() {
+    let fake = FakeBackend::default();
+    let daemon = TestDaemon::start(&fake, |s| {
+        s.write_stall_timeout = Duration::from_millis(300)
+    });
+    // A few megabytes of rows, far more than the socket buffers hold, and never read.
+    let socket = daemon.dir.path().join("api.sock");
+    let mut stalled = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let body = r#"{"sql": "ROWS 500000", "max_rows": 0}"#;
+    let request = format!(
+        "POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stalled, request.as_bytes())
+        .await
+        .unwrap();
+    // The daemon gives up on it: only the probe's own connection stays open.
+    let probe = daemon.client("default");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status: Status = probe.get(Method::GET, "/v1/status").await.unwrap();
+        if status.queries.served == 1 && status.idle_left_s.is_some() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled connection was never dropped"
+        );
+        tokio::task::yield_now().await;
+    }
+    drop(stalled);
 }

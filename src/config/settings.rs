@@ -32,6 +32,9 @@ pub struct DaemonSettings {
     /// A client must send its request head and body within this time.
     #[serde(deserialize_with = "duration::deserialize")]
     pub request_read_timeout: Duration,
+    /// A client that reads none of its answer for this long is disconnected.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub write_stall_timeout: Duration,
     /// Where token contexts are persisted. `None`: `$STATE_DIRECTORY` or the XDG state dir.
     pub state_dir: Option<PathBuf>,
     pub pool: PoolSettings,
@@ -49,6 +52,7 @@ impl Default for DaemonSettings {
             log_level: "info".to_string(),
             max_body_bytes: 1024 * 1024,
             request_read_timeout: Duration::from_secs(10),
+            write_stall_timeout: Duration::from_secs(30),
             state_dir: None,
             pool: PoolSettings::default(),
             query: QuerySettings::default(),

@@ -6,7 +6,6 @@
 //! open. Unix peers must be this user (checked with `SO_PEERCRED`); over TCP only minted tokens
 //! are accepted. Only this module knows HTTP.
 
-pub mod deadline_io;
 pub mod error;
 pub mod routes;
 
@@ -21,14 +20,10 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::deadline_io::DeadlineIo;
 use crate::activation::Activation;
 use crate::lifecycle::{Activity, OwnedActivityGuard};
 use crate::metrics::Metrics;
 use crate::runner::Runner;
-
-/// A client that reads none of its answer for this long is disconnected.
-const WRITE_STALL_LIMIT: Duration = Duration::from_secs(30);
 
 /// Everything a request handler can reach.
 pub struct AppState {
@@ -39,6 +34,8 @@ pub struct AppState {
     pub idle_timeout: Duration,
     pub max_body_bytes: usize,
     pub request_read_timeout: Duration,
+    /// A client that reads none of its answer for this long is disconnected.
+    pub write_stall_timeout: Duration,
     pub started: tokio::time::Instant,
     pub listeners: Vec<String>,
     /// Cancelled by `POST /v1/shutdown`.
@@ -151,14 +148,15 @@ async fn serve_connection<S>(
         let state = service_state.clone();
         async move { Ok::<_, std::convert::Infallible>(routes::handle(state, transport, request).await) }
     });
+    // Reads are bounded by the header and body deadlines; a statement may run for hours, so
+    // only a write that makes no progress (a client that stopped reading) is cut off.
+    let mut io = tokio_io_timeout::TimeoutStream::new(stream);
+    io.set_write_timeout(Some(state.write_stall_timeout));
     let connection = http1::Builder::new()
         .keep_alive(false)
         .timer(TokioTimer::new())
         .header_read_timeout(state.request_read_timeout)
-        .serve_connection(
-            TokioIo::new(DeadlineIo::new(stream, WRITE_STALL_LIMIT)),
-            service,
-        );
+        .serve_connection(TokioIo::new(Box::pin(io)), service);
     if let Err(e) = connection.await {
         tracing::debug!(error = %e, "connection ended with an error");
     }
