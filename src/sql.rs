@@ -7,6 +7,12 @@
 //! session's context or transaction state (so the runner reads `CURRENT_*()` back from
 //! Snowflake, or pins the token to its session). It never extracts context values from SQL
 //! text: those always come from Snowflake.
+//!
+//! Why not the sqlparser crate: its parser rejects much valid Snowflake SQL it does not model
+//! (scripting, stages, new syntax), and a statement must never fail here that Snowflake would
+//! run; its tokenizer alone would still leave the classification below to write. What is
+//! needed is small — statement boundaries and the leading keywords — and is pinned down by the
+//! table of tricky cases in the tests.
 
 /// What a statement does, as far as the daemon cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
