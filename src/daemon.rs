@@ -256,7 +256,7 @@ async fn status_loop(state: Arc<AppState>, notifier: Notifier, stop: Cancellatio
                 .memory_to_return
                 .swap(false, std::sync::atomic::Ordering::Relaxed)
         {
-            return_free_memory();
+            crate::lifecycle::return_free_memory();
         }
         remember_login_context(&state);
         let expired = state.runner.registry().expire_unused();
@@ -301,16 +301,6 @@ fn remember_login_context(state: &AppState) {
             .runner
             .registry()
             .set_login_context(&pool.fingerprint(), &context);
-    }
-}
-
-/// Gives freed heap pages back to the OS. glibc keeps the arenas a large result grew, so
-/// without this an idle daemon would stay at its peak size after one big query.
-fn return_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

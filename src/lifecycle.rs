@@ -114,6 +114,16 @@ impl Drop for OwnedActivityGuard {
     }
 }
 
+/// Gives freed heap pages back to the OS. glibc keeps the arenas a large result grew, so
+/// without this an idle daemon would stay at its peak size after one big query.
+pub fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Talks to the init system through `$NOTIFY_SOCKET`.
 #[derive(Clone, Copy, Debug)]
 pub struct Notifier {

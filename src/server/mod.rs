@@ -160,4 +160,13 @@ async fn serve_connection<S>(
     if let Err(e) = connection.await {
         tracing::debug!(error = %e, "connection ended with an error");
     }
+    // After a large answer, hand the freed memory back as soon as nothing else is running
+    // (the status loop catches the case where other connections were still open).
+    if state.activity.open() <= 1
+        && state
+            .memory_to_return
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+    {
+        let _ = tokio::task::spawn_blocking(crate::lifecycle::return_free_memory).await;
+    }
 }
