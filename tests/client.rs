@@ -244,24 +244,15 @@ fn ctrl_c_in_the_client_cancels_the_statement_in_snowflake() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    while emulator.stats()["running"].as_u64().unwrap_or(0) == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the statement never started"
-        );
-    }
+    emulator.wait_until("the statement runs", |e| e.counter("running") > 0);
     // SAFETY: SIGINT to the client process this test started, as Ctrl-C would send.
     unsafe { libc::kill(client.id() as i32, libc::SIGINT) };
     let out = client.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(stderr(&out).contains("cancelling"), "{}", stderr(&out));
-    while emulator.stats()["cancelled"].as_u64().unwrap_or(0) == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the statement was not cancelled in Snowflake"
-        );
-    }
+    emulator.wait_until("the statement is cancelled in Snowflake", |e| {
+        e.counter("cancelled") > 0
+    });
 }
 
 #[test]

@@ -20,6 +20,25 @@ fn daemon_log(home: &Home) -> String {
     std::fs::read_to_string(home.daemon_log()).unwrap_or_default()
 }
 
+/// A new database with one table `T (n INT)`, created through `token`; returns the table's
+/// qualified name.
+fn create_table(home: &Home, port: u16, token: &str, label: &str) -> String {
+    let db = unique_db(label);
+    create_db(home, port, token, &db);
+    let table = format!("{db}.PUBLIC.T");
+    let out = home.run(
+        port,
+        &[
+            "--session",
+            token,
+            "query",
+            &format!("CREATE TABLE {table} (n INT)"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    table
+}
+
 /// Rows in `table`, counted through another token.
 fn count_rows(home: &Home, port: u16, table: &str) -> serde_json::Value {
     let sql = format!("SELECT COUNT(*) FROM {table}");
@@ -552,22 +571,7 @@ fn a_rolled_back_transaction_is_invisible_to_other_tokens() {
     let emulator = emulator::shared();
     let home = Home::new();
     let _activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
-    let db = unique_db("tx");
-    create_db(&home, emulator.port, "writer", &db);
-    let table = format!("{db}.PUBLIC.T");
-    assert!(
-        home.run(
-            emulator.port,
-            &[
-                "--session",
-                "writer",
-                "query",
-                &format!("CREATE TABLE {table} (n INT)")
-            ]
-        )
-        .status
-        .success()
-    );
+    let table = create_table(&home, emulator.port, "writer", "tx");
     let failed = home.run(
         emulator.port,
         &[
@@ -628,28 +632,19 @@ fn a_client_that_disconnects_mid_query_cancels_it_in_snowflake() {
             .status
             .success()
     );
-    let cancelled_before = emulator.stats()["cancelled"].as_u64().unwrap_or(0);
+    let cancelled_before = emulator.counter("cancelled");
     let mut client = home
         .command(emulator.port, &["query", "SELECT SYSTEM$WAIT(30)"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    while emulator.stats()["running"].as_u64().unwrap_or(0) == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the statement never started"
-        );
-    }
+    emulator.wait_until("the statement runs", |e| e.counter("running") > 0);
     client.kill().unwrap();
     client.wait().unwrap();
-    while emulator.stats()["cancelled"].as_u64().unwrap_or(0) == cancelled_before {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the statement was not cancelled in Snowflake"
-        );
-    }
+    emulator.wait_until("the statement is cancelled in Snowflake", |e| {
+        e.counter("cancelled") > cancelled_before
+    });
     // The daemon still serves.
     assert!(
         home.run(emulator.port, &["query", "SELECT 1"])
@@ -732,22 +727,7 @@ fn a_transaction_cut_off_by_a_daemon_stop_is_rolled_back_and_reported() {
     let emulator = emulator::shared();
     let home = Home::new();
     let activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
-    let db = unique_db("stoptx");
-    create_db(&home, emulator.port, "tx", &db);
-    let table = format!("{db}.PUBLIC.T");
-    assert!(
-        home.run(
-            emulator.port,
-            &[
-                "--session",
-                "tx",
-                "query",
-                &format!("CREATE TABLE {table} (n INT)")
-            ]
-        )
-        .status
-        .success()
-    );
+    let table = create_table(&home, emulator.port, "tx", "stoptx");
     assert!(
         home.run(emulator.port, &["--session", "tx", "query", "BEGIN"])
             .status

@@ -83,6 +83,23 @@ impl Emulator {
         serde_json::from_str(&body).expect("stats JSON")
     }
 
+    /// A counter of `GET /__emulator/stats` (`running`, `cancelled`, `logins`…).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.stats()[name].as_u64().unwrap_or(0)
+    }
+
+    /// Waits until the stats satisfy `done`, polling the emulator (its counters are the only
+    /// signal of what it is running); panics after a minute.
+    pub fn wait_until(&self, what: &str, done: impl Fn(&Emulator) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !done(self) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting until {what}"
+            );
+        }
+    }
+
     /// Makes every current session token answer like an expired Snowflake session.
     pub fn expire_sessions(&self) {
         super::http::tcp_request(self.port, "POST", "/__emulator/expire-sessions", "");
