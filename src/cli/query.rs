@@ -92,20 +92,25 @@ pub async fn run(client: &Client, args: QueryArgs) -> Result<ExitCode, ClientErr
     } else {
         None
     };
-    let text = render(
-        &response,
-        args.format,
-        args.max_chars.unwrap_or_else(|| {
-            crate::config::sources::load_settings(&crate::config::paths::ProcessEnv)
-                .map_or(DEFAULT_MAX_CHARS, |s| s.query.max_chars)
-        }),
-        width,
-    );
+    let text = render(&response, args.format, character_budget(&args), width);
     let mut stdout = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error.
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
     Ok(ExitCode::SUCCESS)
+}
+
+/// The character budget for table and markdown output. Only those formats have one, so only
+/// they read the config file for it; programs asking for json, ndjson or csv pay nothing.
+fn character_budget(args: &QueryArgs) -> usize {
+    match (args.max_chars, args.format) {
+        (Some(chars), _) => chars,
+        (None, Format::Table | Format::Markdown) => {
+            crate::config::sources::load_settings(&crate::config::paths::ProcessEnv)
+                .map_or(DEFAULT_MAX_CHARS, |s| s.query.max_chars)
+        }
+        (None, _) => 0,
+    }
 }
 
 fn read_sql(args: &QueryArgs) -> Result<String, String> {
