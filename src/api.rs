@@ -76,6 +76,10 @@ pub struct QueryResponse {
     /// True while this token holds an open transaction after the statement.
     #[serde(default)]
     pub in_transaction: bool,
+    /// What the client must hear besides the result, e.g. a part of the token's saved context
+    /// that Snowflake no longer accepts and the statement ran without.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One statement of a multi-statement transaction request.
@@ -132,9 +136,13 @@ pub struct Status {
 /// Pool occupancy.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SessionCounts {
+    /// Every session the pool holds: idle + in_use + pinned + logging_in.
     pub total: u64,
     pub in_use: u64,
     pub idle: u64,
+    /// Holding a token's open transaction between its statements.
+    #[serde(default)]
+    pub pinned: u64,
     pub logging_in: u64,
     pub max: u64,
     pub logins: u64,

@@ -245,7 +245,7 @@ async fn status_loop(state: Arc<AppState>, notifier: Notifier, stop: Cancellatio
             state.idle_timeout,
             served,
             pool.in_use,
-            pool.idle + pool.in_use + pool.logging_in,
+            pool.total(),
             pool.max,
         ));
         if watchdog.is_some() {

@@ -87,6 +87,9 @@ pub async fn run(client: &Client, args: QueryArgs) -> Result<ExitCode, ClientErr
         eprint!("\r\x1b[2K");
     }
     let response = result?;
+    for warning in &response.warnings {
+        eprintln!("warning: {warning}");
+    }
     let width = if std::io::stdout().is_terminal() {
         terminal_width()
     } else {

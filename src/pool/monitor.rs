@@ -61,7 +61,11 @@ pub async fn tick_once(pool: &Pool, transaction_idle_timeout: Duration) {
     }
     if !transaction_idle_timeout.is_zero() {
         for token in pool.idle_pins(transaction_idle_timeout) {
-            roll_back_abandoned(pool, &token, "idle past tokens.transaction_idle_timeout").await;
+            if roll_back_abandoned(pool, &token, "idle past tokens.transaction_idle_timeout").await
+            {
+                // The token did not end it: its next statement must say so.
+                pool.mark_transaction_lost(&token);
+            }
         }
     }
     if pool.stats().logins > 0 {
@@ -69,7 +73,8 @@ pub async fn tick_once(pool: &Pool, transaction_idle_timeout: Duration) {
     }
 }
 
-/// Rolls back the token's open transaction if its session is at rest; returns whether it did.
+/// Rolls back the token's open transaction if its session is at rest; returns whether it did
+/// (a failed ROLLBACK drops the session, which ends the transaction in Snowflake too).
 pub async fn roll_back_abandoned(pool: &Pool, token: &str, why: &str) -> bool {
     let Some(mut lease) = pool.take_pinned(token) else {
         return false;
@@ -83,9 +88,10 @@ pub async fn roll_back_abandoned(pool: &Pool, token: &str, why: &str) -> bool {
         }
         Err(e) => {
             tracing::warn!(token = %crate::sessions::token::for_log(token), reason = why, error = %e, "rolling back an abandoned transaction failed; dropping its session");
-            lease.discard();
+            lease.discard_loss_reported();
+            return true;
         }
     }
-    lease.unpin();
+    lease.end_pin();
     true
 }

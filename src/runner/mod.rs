@@ -9,6 +9,7 @@
 //!
 //! It knows nothing about HTTP: handlers call it with plain values.
 
+mod apply;
 pub mod error;
 
 use std::collections::HashMap;
@@ -26,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::pool::{Lease, Pool, monitor};
 use crate::sessions::context;
 use crate::sessions::{Context, Registry};
-use crate::snowflake::{BackendError, StatementOutput};
+use crate::snowflake::StatementOutput;
 use crate::sql::{self, Kind, Statement};
 
 /// A statement request, as plain values.
@@ -50,6 +51,9 @@ pub struct QueryOutcome {
     pub statements: Vec<(String, u64)>,
     pub context: Context,
     pub in_transaction: bool,
+    /// What the client must hear besides the result (e.g. a saved context that could not be
+    /// applied).
+    pub warnings: Vec<String>,
     pub elapsed: Duration,
 }
 
@@ -70,7 +74,8 @@ pub struct Runner {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     defaults: QuerySettings,
-    running: Mutex<HashMap<String, CancellationToken>>,
+    /// Running requests by client-chosen id, with the token that started each.
+    running: Mutex<HashMap<String, (String, CancellationToken)>>,
 }
 
 impl Runner {
@@ -80,6 +85,13 @@ impl Runner {
         metrics: Arc<Metrics>,
         defaults: QuerySettings,
     ) -> Self {
+        // A token whose transaction was open when the previous daemon stopped (or died) lost
+        // it with that daemon's sessions: its next statement is told.
+        for token in registry.list() {
+            if registry.in_transaction(&token.name) {
+                pool.mark_transaction_lost(&token.name);
+            }
+        }
         Self {
             pool,
             registry,
@@ -156,8 +168,10 @@ impl Runner {
             .or(Some(self.defaults.timeout))
             .filter(|t| !t.is_zero());
 
-        if self.registry.in_transaction(token) && !self.pool.is_pinned(token) {
-            // The daemon restarted, the idle limit rolled it back, or its session expired.
+        if self.pool.take_transaction_lost(token) {
+            // Its session expired, broke or was rolled back by the daemon, or the daemon
+            // restarted: whatever this statement is (COMMIT included), it must not run as if
+            // the transaction were still there.
             self.registry.set_in_transaction(token, false);
             return Err(RunError::TransactionLost);
         }
@@ -170,36 +184,38 @@ impl Runner {
         let _registration = input
             .request_id
             .as_ref()
-            .map(|id| self.register(id, cancel.clone()));
+            .map(|id| self.register(token, id, cancel.clone()));
         self.registry.touch(token);
 
-        let work = self.run_statements(
+        let mut request = Request {
             token,
-            &statements,
-            input.transaction,
-            max_rows,
-            cancel.clone(),
-        );
-        tokio::pin!(work);
+            warnings: Vec::new(),
+        };
         let mut timed_out = false;
-        let result = match timeout {
-            Some(limit) => {
-                tokio::select! {
-                    result = &mut work => result,
-                    () = tokio::time::sleep(limit) => {
-                        // Let the statement see the cancellation and abort in Snowflake.
-                        timed_out = true;
-                        cancel.cancel();
-                        work.await
+        let result = {
+            let work = self.run_statements(
+                &mut request,
+                &statements,
+                input.transaction,
+                max_rows,
+                cancel.clone(),
+            );
+            tokio::pin!(work);
+            match timeout {
+                Some(limit) => {
+                    tokio::select! {
+                        result = &mut work => result,
+                        () = tokio::time::sleep(limit) => {
+                            // Let the statement see the cancellation and abort in Snowflake.
+                            timed_out = true;
+                            cancel.cancel();
+                            work.await
+                        }
                     }
                 }
+                None => work.await,
             }
-            None => work.await,
         };
-        // Remember on disk whether the token is inside a transaction now (see
-        // `Registry::set_in_transaction`).
-        self.registry
-            .set_in_transaction(token, self.pool.is_pinned(token));
         match result {
             Err(RunError::Cancelled { .. }) if timed_out => {
                 self.metrics.cancelled.fetch_add(1, Ordering::Relaxed);
@@ -215,6 +231,7 @@ impl Runner {
                 statements: summaries,
                 context: self.current_context(token),
                 in_transaction,
+                warnings: request.warnings,
                 elapsed: started.elapsed(),
             }),
         }
@@ -222,23 +239,23 @@ impl Runner {
 
     async fn run_statements(
         &self,
-        token: &str,
+        request: &mut Request<'_>,
         statements: &[Statement],
         transaction: bool,
         max_rows: Option<u64>,
         cancel: CancellationToken,
     ) -> Result<(StatementOutput, Vec<(String, u64)>, bool), RunError> {
-        let mut lease = self.checkout_for(token).await?;
+        let mut lease = self.checkout_for(request).await?;
         if transaction {
             let begin = sql::split("BEGIN")?.remove(0);
-            self.run_one(token, &mut lease, &begin, Some(0), cancel.clone())
+            self.run_one(request, &mut lease, &begin, Some(0), cancel.clone())
                 .await?;
         }
         let mut summaries = Vec::with_capacity(statements.len());
         let mut last = StatementOutput::default();
         for (index, statement) in statements.iter().enumerate() {
             match self
-                .run_one(token, &mut lease, statement, max_rows, cancel.clone())
+                .run_one(request, &mut lease, statement, max_rows, cancel.clone())
                 .await
             {
                 Ok(output) => {
@@ -246,7 +263,8 @@ impl Runner {
                     last = output;
                 }
                 Err(e) => {
-                    let rolled_back = transaction && self.roll_back(&mut lease).await;
+                    let rolled_back =
+                        transaction && self.roll_back(request.token, &mut lease).await;
                     let e = if statements.len() > 1 || transaction {
                         e.at_statement(index + 1, rolled_back)
                     } else {
@@ -259,10 +277,10 @@ impl Runner {
         if transaction {
             let commit = sql::split("COMMIT")?.remove(0);
             if let Err(e) = self
-                .run_one(token, &mut lease, &commit, Some(0), cancel)
+                .run_one(request, &mut lease, &commit, Some(0), cancel)
                 .await
             {
-                self.roll_back(&mut lease).await;
+                self.roll_back(request.token, &mut lease).await;
                 return Err(e);
             }
         }
@@ -272,38 +290,62 @@ impl Runner {
         Ok((last, summaries, lease.is_pinned()))
     }
 
-    /// Rolls back a transaction request after a failure; returns whether ROLLBACK succeeded.
-    async fn roll_back(&self, lease: &mut Lease) -> bool {
+    /// Rolls back a `--transaction` request after a failure; returns whether ROLLBACK
+    /// succeeded. Either way the transaction is over and the answer says how it ended.
+    async fn roll_back(&self, token: &str, lease: &mut Lease) -> bool {
+        if !lease.is_pinned() {
+            return false;
+        }
         let ok = lease
             .execute("ROLLBACK", None, CancellationToken::new())
             .await
             .is_ok();
-        if !ok {
-            lease.discard();
+        self.registry.set_in_transaction(token, false);
+        if ok {
+            lease.end_pin();
+        } else {
+            lease.discard_loss_reported();
         }
-        lease.unpin();
         ok
     }
 
-    /// Runs one statement, replacing an expired session once.
+    /// Runs one statement, keeping the token's transaction pin in step with it and replacing
+    /// an expired session once (on a fresh login, never on another pooled session of the
+    /// same age).
     async fn run_one(
         &self,
-        token: &str,
+        request: &mut Request<'_>,
         lease: &mut Lease,
         statement: &Statement,
         max_rows: Option<u64>,
         cancel: CancellationToken,
     ) -> Result<StatementOutput, RunError> {
+        let token = request.token;
         let mut retried = false;
         loop {
-            match lease
+            let claimed_now = statement.kind == Kind::Begin && !lease.is_pinned();
+            if claimed_now && !lease.claim_pin() {
+                return Err(RunError::Conflict(
+                    "another statement of this token opened a transaction at the same moment; the token's statements now run one at a time on that transaction's session — send this one again".into(),
+                ));
+            }
+            let result = lease
                 .execute(&statement.text, max_rows, cancel.clone())
-                .await
-            {
+                .await;
+            if claimed_now && result.is_err() {
+                // The BEGIN did not (knowingly) run: nothing to pin, nothing to report lost.
+                lease.end_pin();
+            }
+            match result {
                 Ok(output) => {
                     match statement.kind {
-                        Kind::Begin => lease.pin(),
-                        Kind::Commit | Kind::Rollback => lease.unpin(),
+                        Kind::Begin if claimed_now => {
+                            self.registry.set_in_transaction(token, true);
+                        }
+                        Kind::Commit | Kind::Rollback if lease.is_pinned() => {
+                            self.registry.set_in_transaction(token, false);
+                            lease.end_pin();
+                        }
                         _ => {}
                     }
                     if statement.may_change_context()
@@ -322,7 +364,10 @@ impl Runner {
                     return Ok(output);
                 }
                 Err(e) if e.is_session_expired() && lease.is_pinned() => {
-                    lease.discard();
+                    // Snowflake ended the session and the transaction with it; this answer
+                    // tells the token.
+                    self.registry.set_in_transaction(token, false);
+                    lease.discard_loss_reported();
                     return Err(RunError::TransactionLost);
                 }
                 Err(e) if e.is_session_expired() && !retried => {
@@ -337,8 +382,10 @@ impl Runner {
                         "session expired; logging in again and retrying"
                     );
                     lease.discard();
-                    *lease = self.checkout_fresh_for(token).await?;
+                    *lease = self.checkout_fresh_for(request).await?;
                 }
+                // A pinned session broken by this error is dropped when the lease goes back,
+                // and the pool records the loss: the token's next statement is told.
                 Err(e) => return Err(e.into()),
             }
         }
@@ -346,7 +393,7 @@ impl Runner {
 
     /// Reads the session's context back from Snowflake and stores it for the token.
     async fn read_back(&self, token: &str, lease: &mut Lease) -> Result<(), RunError> {
-        let query_tag = lease.context().query_tag.clone();
+        let query_tag = self.wanted_context(token).query_tag;
         if let Some(context) = lease.read_context(query_tag).await? {
             lease.set_context(context.clone());
             self.registry.set_context(token, context);
@@ -367,8 +414,8 @@ impl Runner {
     }
 
     /// The token's context as `snowflaked context` shows it. A token that never changed its
-    /// context has the connection's login defaults; before the first login those are unknown,
-    /// so this logs in once to learn them rather than show empty values.
+    /// context has the connection's login defaults; before they are known this logs in once
+    /// and reads them back rather than show empty values.
     pub async fn context_of(&self, token: &str) -> Result<Context, RunError> {
         if let Some(context) = self
             .registry
@@ -377,113 +424,10 @@ impl Runner {
         {
             return Ok(context);
         }
-        drop(self.pool.checkout(token, None).await?);
+        let mut lease = self.pool.checkout_fresh(token).await?;
+        lease.resolve_context().await?;
+        drop(lease);
         Ok(self.wanted_context(token))
-    }
-
-    /// Checks out a session for the token with the token's context applied.
-    async fn checkout_for(&self, token: &str) -> Result<Lease, RunError> {
-        let lease = self
-            .pool
-            .checkout(token, self.registry.context(token).as_ref())
-            .await?;
-        self.prepare(token, lease).await
-    }
-
-    async fn checkout_fresh_for(&self, token: &str) -> Result<Lease, RunError> {
-        let lease = self.pool.checkout_fresh(token).await?;
-        self.prepare(token, lease).await
-    }
-
-    /// Applies the difference between the session's context and the token's.
-    async fn prepare(&self, token: &str, mut lease: Lease) -> Result<Lease, RunError> {
-        if lease.is_pinned() {
-            // A transaction session already has the token's context.
-            return Ok(lease);
-        }
-        for attempt in 0..2 {
-            let wanted = self.wanted_context(token);
-            let plan = context::plan(lease.context(), &wanted);
-            if !plan.cannot_clear.is_empty() && !lease.is_fresh() {
-                // No statement can clear what another token set; a fresh session can.
-                tracing::debug!(token = %crate::sessions::token::for_log(token), fields = ?plan.cannot_clear, "context needs a fresh session");
-                drop(lease);
-                lease = self.pool.checkout_fresh(token).await?;
-                continue;
-            }
-            if plan.statements.is_empty() {
-                return Ok(lease);
-            }
-            tracing::debug!(
-                token = %crate::sessions::token::for_log(token),
-                session = lease.session_id(),
-                changes = plan.statements.len(),
-                "applying context"
-            );
-            let mut failure = None;
-            for statement in &plan.statements {
-                if let Err(e) = lease
-                    .execute(statement, Some(0), CancellationToken::new())
-                    .await
-                {
-                    failure = Some(e);
-                    break;
-                }
-            }
-            match failure {
-                None => {
-                    let actual = lease
-                        .read_context(wanted.query_tag.clone())
-                        .await?
-                        .unwrap_or(wanted);
-                    lease.set_context(actual);
-                    return Ok(lease);
-                }
-                Some(e) if e.is_session_expired() && attempt == 0 => {
-                    self.metrics
-                        .session_expiry_recoveries
-                        .fetch_add(1, Ordering::Relaxed);
-                    lease.discard();
-                    drop(lease);
-                    lease = self.pool.checkout_fresh(token).await?;
-                }
-                Some(e @ BackendError::Statement { .. }) => {
-                    // Something the token had chosen is gone or no longer allowed (a dropped
-                    // database, a revoked role). Failing every later statement would leave the
-                    // token stuck, even for the `use` that would fix it; so the token continues
-                    // in whatever context Snowflake now reports, and the answer shows it.
-                    let previous_tag = lease.context().query_tag.clone();
-                    let actual = match lease.read_context(wanted.query_tag.clone()).await {
-                        Ok(Some(actual)) => actual,
-                        Ok(None) => {
-                            lease.discard();
-                            return Err(e.into());
-                        }
-                        Err(readback) => {
-                            lease.discard();
-                            return Err(readback.into());
-                        }
-                    };
-                    tracing::warn!(
-                        token = %crate::sessions::token::for_log(token),
-                        error = %e,
-                        "the token's saved context could not be applied; continuing in the context Snowflake reports"
-                    );
-                    self.registry.set_context(token, actual.clone());
-                    lease.set_context(Context {
-                        query_tag: previous_tag,
-                        ..actual
-                    });
-                    return Ok(lease);
-                }
-                Some(e) => {
-                    // The session's context is now unknown; do not reuse it.
-                    lease.discard();
-                    return Err(e.into());
-                }
-            }
-        }
-        Ok(lease)
     }
 
     /// Changes the token's context, validated by Snowflake: a name that does not exist is an
@@ -546,31 +490,40 @@ impl Runner {
                 "token {token} has a statement running inside its transaction; cancel it first"
             )));
         }
+        self.pool.take_transaction_lost(token);
         Ok(self.registry.remove(token))
     }
 
-    /// Cancels the running request registered under `id`; returns whether one was found.
-    pub fn cancel(&self, id: &str) -> bool {
+    /// Cancels `token`'s running request registered under `id`; returns whether one was
+    /// found. Another token's request is never touched (it is "not found" to this one).
+    pub fn cancel(&self, token: &str, id: &str) -> bool {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         match running.get(id) {
-            Some(cancel) => {
+            Some((owner, cancel)) if owner == token => {
                 cancel.cancel();
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
-    fn register(&self, id: &str, cancel: CancellationToken) -> Registration<'_> {
+    fn register(&self, token: &str, id: &str, cancel: CancellationToken) -> Registration<'_> {
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id.to_string(), cancel);
+            .insert(id.to_string(), (token.to_string(), cancel));
         Registration {
             runner: self,
             id: id.to_string(),
         }
     }
+}
+
+/// What one request carries through its statements: whose it is, and what it must tell the
+/// client besides the result.
+pub(crate) struct Request<'a> {
+    token: &'a str,
+    warnings: Vec<String>,
 }
 
 /// Removes a request's cancel handle when the request ends, however it ends.

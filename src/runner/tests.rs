@@ -271,15 +271,24 @@ async fn cancel_by_request_id_stops_a_running_statement() {
                 .await
         })
     };
-    while !runner.cancel("q-1") {
+    while !fake
+        .statements()
+        .iter()
+        .any(|(_, sql)| sql.contains("SYSTEM$WAIT"))
+    {
         tokio::task::yield_now().await;
     }
+    assert!(
+        !runner.cancel("b", "q-1"),
+        "another token cannot cancel this token's statement"
+    );
+    assert!(runner.cancel("a", "q-1"));
     assert!(matches!(
         running.await.unwrap(),
         Err(RunError::Cancelled { .. })
     ));
     assert!(
-        !runner.cancel("q-1"),
+        !runner.cancel("a", "q-1"),
         "the id is forgotten once the statement ends"
     );
 }
@@ -429,4 +438,117 @@ async fn transaction_requests_refuse_to_nest_in_an_open_transaction() {
         runner.query("tx", nested).await,
         Err(RunError::BadRequest(_))
     ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_statement_started_before_begin_does_not_end_the_transaction() {
+    let fake = FakeBackend::default();
+    let runner = runner_with(&fake, 2);
+    for round in 0..3 {
+        let slow = {
+            let runner = runner.clone();
+            tokio::spawn(async move { runner.query("t", sql("SELECT SYSTEM$WAIT(5)")).await })
+        };
+        while fake
+            .statements()
+            .iter()
+            .filter(|(_, s)| s.contains("SYSTEM$WAIT"))
+            .count()
+            <= round
+        {
+            tokio::task::yield_now().await;
+        }
+        let begun = runner.query("t", sql("BEGIN")).await.unwrap();
+        assert!(begun.in_transaction);
+        slow.await.unwrap().unwrap();
+        assert!(
+            runner.pool().is_pinned("t"),
+            "round {round}: the slow SELECT's return left the pin alone"
+        );
+        assert_eq!(fake.open_transactions(), 1);
+        let rolled_back = runner.query("t", sql("ROLLBACK")).await.unwrap();
+        assert!(!rolled_back.in_transaction);
+        assert_eq!(
+            fake.open_transactions(),
+            0,
+            "round {round}: ROLLBACK reached the transaction"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transaction_lost_to_a_network_error_is_reported_by_the_next_statement_once() {
+    let fake = FakeBackend::default();
+    let runner = runner_with(&fake, 2);
+    runner.query("t", sql("BEGIN")).await.unwrap();
+    fake.set_down(true);
+    assert!(matches!(
+        runner.query("t", sql("INSERT INTO x VALUES (1)")).await,
+        Err(RunError::Unreachable(_))
+    ));
+    fake.set_down(false);
+    assert!(
+        matches!(
+            runner.query("t", sql("COMMIT")).await,
+            Err(RunError::TransactionLost)
+        ),
+        "COMMIT must not answer success for a transaction that is gone"
+    );
+    assert!(!runner.registry().in_transaction("t"));
+    let after = runner.query("t", sql("SELECT 1")).await.unwrap();
+    assert!(!after.in_transaction, "told once; the token works again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_whose_database_vanished_never_runs_in_another_tokens_context() {
+    let fake = FakeBackend::with_databases(&["A_DB", "B_DB"]);
+    let runner = runner_with(&fake, 1);
+    runner.query("a", sql("USE DATABASE a_db")).await.unwrap();
+    // b takes the only session and leaves its own database on it.
+    runner.query("b", sql("USE DATABASE b_db")).await.unwrap();
+    fake.drop_database("A_DB");
+    let outcome = runner.query("a", sql("DELETE FROM t")).await.unwrap();
+    let delete_session = fake
+        .statements()
+        .into_iter()
+        .rev()
+        .find(|(_, s)| s == "DELETE FROM t")
+        .map(|(session, _)| session)
+        .unwrap();
+    let setup = statements_on(&fake, delete_session);
+    assert!(
+        !setup.iter().any(|s| s.contains("B_DB")),
+        "a's statement ran on a session b's context had touched: {setup:?}"
+    );
+    assert_eq!(
+        outcome.context.database, None,
+        "the login defaults, not b's"
+    );
+    assert_ne!(
+        runner
+            .registry()
+            .context("a")
+            .and_then(|c| c.database)
+            .as_deref(),
+        Some("B_DB")
+    );
+    assert_eq!(outcome.warnings.len(), 2, "{:?}", outcome.warnings);
+    assert!(
+        outcome.warnings[0].contains("database A_DB could not be applied"),
+        "{:?}",
+        outcome.warnings
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_session_is_retried_on_a_fresh_login_not_another_stale_one() {
+    let fake = FakeBackend::default();
+    let runner = runner_with(&fake, 3);
+    // Two sessions in the pool, then Snowflake forgets both.
+    let a = runner.pool().checkout("x", None).await.unwrap();
+    let b = runner.pool().checkout("y", None).await.unwrap();
+    drop((a, b));
+    fake.expire_all_sessions();
+    runner.query("t", sql("SELECT 1")).await.unwrap();
+    assert_eq!(fake.logins(), 3, "one retry, on a new login");
 }

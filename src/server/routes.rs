@@ -124,8 +124,8 @@ async fn route(
             ))
         }
         (Method::POST, ["v1", "queries", id, "cancel"]) => {
-            authorize(state, transport, &request)?;
-            if state.runner.cancel(id) {
+            let token = authorize(state, transport, &request)?;
+            if state.runner.cancel(&token, id) {
                 Ok(json(
                     StatusCode::OK,
                     &api::Ack {
@@ -324,6 +324,7 @@ async fn query(
         context: to_api_context(&outcome.context),
         elapsed_ms: outcome.elapsed.as_millis() as u64,
         in_transaction: outcome.in_transaction,
+        warnings: outcome.warnings,
     };
     let answer = json(StatusCode::OK, &response);
     if answer.body().size_hint().exact().unwrap_or(0) > LARGE_ANSWER_BYTES {
@@ -405,16 +406,17 @@ pub fn status(state: &AppState) -> api::Status {
         idle_timeout_s: state.idle_timeout.as_secs(),
         idle_left_s,
         sessions: api::SessionCounts {
-            total: (pool.idle + pool.in_use + pool.logging_in) as u64,
+            total: pool.total() as u64,
             in_use: pool.in_use as u64,
             idle: pool.idle as u64,
+            pinned: pool.pinned as u64,
             logging_in: pool.logging_in as u64,
             max: pool.max as u64,
             logins: pool.logins,
             login_failures: pool.login_failures,
         },
         tokens: state.runner.registry().len() as u64,
-        open_transactions: pool.pinned as u64,
+        open_transactions: pool.open_transactions as u64,
         queries: api::QueryCounts {
             served: state.metrics.queries_served.load(Relaxed),
             failed: state.metrics.queries_failed.load(Relaxed),
