@@ -52,6 +52,7 @@ fn nasty() -> QueryResponse {
         context: Context::default(),
         elapsed_ms: 12,
         in_transaction: false,
+        warnings: Vec::new(),
     }
 }
 

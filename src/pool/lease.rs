@@ -151,6 +151,29 @@ impl Lease {
         }
     }
 
+    /// Gives a broken session back now, before its replacement is checked out, so that the
+    /// replacement can take its place in a full pool. The lease must not be used afterwards
+    /// (the caller overwrites it with the replacement).
+    pub fn discard_now(&mut self) {
+        self.discard = true;
+        self.give_back();
+    }
+
+    fn give_back(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            if self.busy {
+                tracing::info!(session = slot.id, token = %crate::sessions::token::for_log(&self.token), "request abandoned mid-statement; session dropped");
+            }
+            self.pool.give_back(Return {
+                slot,
+                origin: std::mem::replace(&mut self.origin, Origin::Idle),
+                token: std::mem::take(&mut self.token),
+                discard: self.discard || self.busy,
+                loss_reported: self.loss_reported,
+            });
+        }
+    }
+
     /// Do not reuse this session.
     pub fn discard(&mut self) {
         self.discard = true;
@@ -165,17 +188,6 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            if self.busy {
-                tracing::info!(session = slot.id, token = %crate::sessions::token::for_log(&self.token), "request abandoned mid-statement; session dropped");
-            }
-            self.pool.give_back(Return {
-                slot,
-                origin: std::mem::replace(&mut self.origin, Origin::Idle),
-                token: std::mem::take(&mut self.token),
-                discard: self.discard || self.busy,
-                loss_reported: self.loss_reported,
-            });
-        }
+        self.give_back();
     }
 }

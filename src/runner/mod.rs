@@ -381,7 +381,7 @@ impl Runner {
                         session = lease.session_id(),
                         "session expired; logging in again and retrying"
                     );
-                    lease.discard();
+                    lease.discard_now();
                     *lease = self.checkout_fresh_for(request).await?;
                 }
                 // A pinned session broken by this error is dropped when the lease goes back,
@@ -424,7 +424,12 @@ impl Runner {
         {
             return Ok(context);
         }
-        let mut lease = self.pool.checkout_fresh(token).await?;
+        let mut lease = self.pool.checkout(token, None).await?;
+        if lease.context().is_some() {
+            // A used session no longer shows the login defaults; a fresh one does.
+            drop(lease);
+            lease = self.pool.checkout_fresh(token).await?;
+        }
         lease.resolve_context().await?;
         drop(lease);
         Ok(self.wanted_context(token))

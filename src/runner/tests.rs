@@ -552,3 +552,14 @@ async fn an_expired_session_is_retried_on_a_fresh_login_not_another_stale_one() 
     runner.query("t", sql("SELECT 1")).await.unwrap();
     assert_eq!(fake.logins(), 3, "one retry, on a new login");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_session_is_replaced_even_when_it_is_the_pools_only_place() {
+    let fake = FakeBackend::default();
+    let runner = runner_with(&fake, 1);
+    runner.query("t", sql("SELECT 1")).await.unwrap();
+    fake.expire_all_sessions();
+    runner.query("t", sql("SELECT 1")).await.unwrap();
+    assert_eq!(fake.logins(), 2);
+    assert_eq!(runner.pool().stats().total(), 1);
+}
