@@ -134,7 +134,14 @@ async fn more_clients_than_sessions_wait_then_fail_clearly_when_the_wait_is_too_
         .unwrap_err();
     let (status, kind_name) = kind(error);
     assert_eq!((status, kind_name.as_str()), (503, "pool_exhausted"));
-    let _: Ack = probe
+    // A statement is cancelled by its own token; to any other token it does not exist.
+    let foreign = probe
+        .call::<_, Ack>(Method::POST, "/v1/queries/q-slow/cancel", &(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(kind(foreign).0, 404, "another token cannot cancel it");
+    let _: Ack = daemon
+        .client("slow")
         .call(Method::POST, "/v1/queries/q-slow/cancel", &(), None)
         .await
         .unwrap();
