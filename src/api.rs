@@ -21,8 +21,9 @@ pub struct Health {
     pub pid: u32,
 }
 
-/// `POST /v1/query`.
+/// `POST /v1/query`. Unknown keys are refused: a misspelt `read_only` must not run a write.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QueryRequest {
     pub sql: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,8 +90,10 @@ pub struct StatementSummary {
     pub row_count: u64,
 }
 
-/// `PUT /v1/context`: fields to change; absent fields stay as they are.
+/// `PUT /v1/context`: fields to change; absent fields stay as they are. Unknown keys are a
+/// 400 naming the key, not a 200 that changed nothing.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ContextUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,

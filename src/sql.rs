@@ -8,11 +8,21 @@
 //! Snowflake, or pins the token to its session). It never extracts context values from SQL
 //! text: those always come from Snowflake.
 //!
+//! `--read-only` errs on the side of refusing: `--`/`//` comments end at `\r` as well as `\n`
+//! (Snowflake ends them at either), and where this lexer cannot be sure it reads the text as
+//! Snowflake does (a control character or a Unicode line separator outside quotes, a `/*` inside
+//! a block comment, a `$$` glued to a word) the statement carries a doubt and is refused. Reads
+//! that call a `SYSTEM$` function with side effects are refused too (see [`functions`]).
+//!
 //! Why not the sqlparser crate: its parser rejects much valid Snowflake SQL it does not model
 //! (scripting, stages, new syntax), and a statement must never fail here that Snowflake would
 //! run; its tokenizer alone would still leave the classification below to write. What is
 //! needed is small — statement boundaries and the leading keywords — and is pinned down by the
 //! table of tricky cases in the tests.
+
+mod functions;
+#[cfg(test)]
+mod fuzz;
 
 /// What a statement does, as far as the daemon cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +51,9 @@ pub struct Statement {
     pub kind: Kind,
     /// The leading keywords, upper case, for messages (e.g. `CREATE TABLE`).
     pub verb: String,
+    /// Why `--read-only` must refuse the statement whatever its kind: a function with side
+    /// effects, or text this lexer cannot be sure it reads as Snowflake does.
+    pub read_only_doubt: Option<String>,
 }
 
 impl Statement {
@@ -50,13 +63,17 @@ impl Statement {
         matches!(self.kind, Kind::Use | Kind::Other)
     }
 
-    /// Allowed under `--read-only`: reads, and context switches that change no data.
+    /// Allowed under `--read-only`: reads, and context switches that change no data, unless
+    /// there is a doubt about them.
     pub fn is_read_only(&self) -> bool {
-        matches!(self.kind, Kind::Read | Kind::Use)
+        matches!(self.kind, Kind::Read | Kind::Use) && self.read_only_doubt.is_none()
     }
 
     /// Why `--read-only` refuses this statement.
     pub fn refusal(&self) -> String {
+        if let Some(doubt) = &self.read_only_doubt {
+            return doubt.clone();
+        }
         format!(
             "{} is not a read",
             if self.verb.is_empty() {
@@ -83,16 +100,28 @@ enum Token {
     Word(String),
     /// Anything quoted or numeric: it never decides a statement's kind.
     Literal,
+    /// A double-quoted identifier's content, upper-cased: it never decides a statement's kind
+    /// either, but may name a function.
+    Quoted(String),
     Open,
     Close,
     Semicolon,
     Other,
 }
 
-/// Tokens with the byte offset at which each starts.
-fn lex(sql: &str) -> Result<Vec<(usize, Token)>, SqlError> {
+/// The tokens of a text, each with the byte offset at which it starts, and the places where
+/// the lexer cannot be sure it reads the text as Snowflake does.
+struct Lexed {
+    tokens: Vec<(usize, Token)>,
+    doubts: Vec<(usize, &'static str)>,
+}
+
+fn lex(sql: &str) -> Result<Lexed, SqlError> {
     let bytes = sql.as_bytes();
     let mut tokens = Vec::new();
+    let mut doubts = Vec::new();
+    // Byte ranges of quoted strings, identifiers and `$$` blocks: their content is data.
+    let mut quoted: Vec<(usize, usize)> = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         let c = bytes[i];
@@ -102,7 +131,12 @@ fn lex(sql: &str) -> Result<Vec<(usize, Token)>, SqlError> {
             b'-' if bytes.get(i + 1) == Some(&b'-') => i = line_end(bytes, i),
             b'/' if bytes.get(i + 1) == Some(&b'/') => i = line_end(bytes, i),
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = find(sql, i + 2, "*/").ok_or(SqlError::Unterminated("comment", start))? + 2;
+                let end = find(sql, i + 2, "*/").ok_or(SqlError::Unterminated("comment", start))?;
+                // Were block comments nested, the comment would end later than here.
+                if let Some(inner) = find(&sql[..end], i + 2, "/*") {
+                    doubts.push((inner, "a `/*` inside a block comment"));
+                }
+                i = end + 2;
             }
             b'\'' => {
                 i += 1;
@@ -118,6 +152,7 @@ fn lex(sql: &str) -> Result<Vec<(usize, Token)>, SqlError> {
                         Some(_) => i += 1,
                     }
                 }
+                quoted.push((start, i));
                 tokens.push((start, Token::Literal));
             }
             b'"' => {
@@ -133,10 +168,17 @@ fn lex(sql: &str) -> Result<Vec<(usize, Token)>, SqlError> {
                         Some(_) => i += 1,
                     }
                 }
-                tokens.push((start, Token::Literal));
+                quoted.push((start, i));
+                let name = sql[start + 1..i - 1].replace("\"\"", "\"");
+                tokens.push((start, Token::Quoted(name.to_uppercase())));
             }
             b'$' if bytes.get(i + 1) == Some(&b'$') => {
+                // After a number or a `$` (`1$$`, `$1$$`) Snowflake may not start a block here.
+                if start > 0 && is_word_byte(bytes[start - 1]) {
+                    doubts.push((start, "a `$$` right after a word or number"));
+                }
                 i = find(sql, i + 2, "$$").ok_or(SqlError::Unterminated("$$ block", start))? + 2;
+                quoted.push((start, i));
                 tokens.push((start, Token::Literal));
             }
             b'(' => {
@@ -173,13 +215,46 @@ fn lex(sql: &str) -> Result<Vec<(usize, Token)>, SqlError> {
             }
         }
     }
-    Ok(tokens)
+    doubts.extend(doubtful_characters(sql, &quoted));
+    doubts.sort_unstable();
+    Ok(Lexed { tokens, doubts })
 }
 
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$') || b >= 0x80
+}
+
+/// Characters outside quotes whose meaning to Snowflake's lexer is not known for sure: control
+/// characters other than tab, CR and LF (a vertical tab or form feed might end a `--` comment),
+/// NUL anywhere (C code may end the text there), and Unicode line breaks and spaces.
+fn doubtful_characters(
+    sql: &str,
+    quoted: &[(usize, usize)],
+) -> impl Iterator<Item = (usize, &'static str)> {
+    let mut ranges = quoted.iter().peekable();
+    sql.char_indices().filter_map(move |(at, c)| {
+        while ranges.next_if(|&&(_, end)| end <= at).is_some() {}
+        let inside_quotes = ranges.peek().is_some_and(|&&(start, _)| start <= at);
+        if c == '\0' {
+            Some((at, "a NUL character"))
+        } else if inside_quotes {
+            None
+        } else if c.is_control() && !matches!(c, '\t' | '\r' | '\n') {
+            Some((at, "a control character outside quotes"))
+        } else if !c.is_ascii() && c.is_whitespace() {
+            Some((at, "a Unicode space or line break outside quotes"))
+        } else {
+            None
+        }
+    })
+}
+
+/// The end of a `--` or `//` comment: after the next CR or LF (Snowflake ends a comment at
+/// either, so `-- note\r; DELETE …` is two statements), or the end of the text.
 fn line_end(bytes: &[u8], from: usize) -> usize {
     bytes[from..]
         .iter()
-        .position(|&b| b == b'\n')
+        .position(|&b| b == b'\n' || b == b'\r')
         .map_or(bytes.len(), |p| from + p + 1)
 }
 
@@ -189,14 +264,17 @@ fn find(sql: &str, from: usize, needle: &str) -> Option<usize> {
 
 /// Splits SQL into statements at top-level `;`, dropping empty ones (and comment-only ones).
 pub fn split(sql: &str) -> Result<Vec<Statement>, SqlError> {
-    let tokens = lex(sql)?;
+    let Lexed { tokens, doubts } = lex(sql)?;
     let mut statements = Vec::new();
+    // Where each statement's stretch of text (from the previous `;`) ends.
+    let mut stretch_ends = Vec::new();
     let mut current: Vec<Token> = Vec::new();
     let mut first_token_at: Option<usize> = None;
     for (offset, token) in tokens {
         if token == Token::Semicolon {
             if let Some(start) = first_token_at.take() {
                 statements.push(build(&sql[start..offset], &current));
+                stretch_ends.push(offset);
             }
             current.clear();
             continue;
@@ -206,9 +284,21 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, SqlError> {
     }
     if let Some(start) = first_token_at {
         statements.push(build(sql[start..].trim_end(), &current));
+        stretch_ends.push(sql.len());
     }
     if statements.is_empty() {
         return Err(SqlError::Empty);
+    }
+    // A doubt belongs to the statement whose stretch holds it; one in a trailing comment to
+    // the last statement.
+    for (at, doubt) in doubts {
+        let index = stretch_ends
+            .iter()
+            .position(|&end| at < end)
+            .unwrap_or(statements.len() - 1);
+        statements[index]
+            .read_only_doubt
+            .get_or_insert_with(|| format!("{doubt} makes this text ambiguous"));
     }
     Ok(statements)
 }
@@ -219,6 +309,7 @@ fn build(text: &str, tokens: &[Token]) -> Statement {
         text: text.trim().to_string(),
         kind,
         verb,
+        read_only_doubt: functions::side_effect(tokens),
     }
 }
 
@@ -375,6 +466,19 @@ mod tests {
             ("EXECUTE IMMEDIATE $$ SELECT 1 $$", &[Kind::Other]),
             ("CALL proc()", &[Kind::Other]),
             ("-- only a comment", &[]),
+            // A carriage return ends a line comment, as a line feed does.
+            (
+                "SELECT 1 AS one -- note\r; DELETE FROM T",
+                &[Kind::Read, Kind::Dml],
+            ),
+            (
+                "SELECT 1 // note\r; DROP TABLE t",
+                &[Kind::Read, Kind::Other],
+            ),
+            (
+                "-- a\r\nSELECT 1 -- b\r\n; DELETE FROM t",
+                &[Kind::Read, Kind::Dml],
+            ),
         ];
         for (sql, expected) in cases {
             match split(sql) {
@@ -402,6 +506,43 @@ mod tests {
             split("SELECT /* x"),
             Err(SqlError::Unterminated("comment", 7))
         ));
+    }
+
+    #[test]
+    fn read_only_refuses_what_it_cannot_be_sure_of() {
+        let refusal = |sql: &str| {
+            split(sql)
+                .unwrap()
+                .into_iter()
+                .find(|s| !s.is_read_only())
+                .map(|s| s.refusal())
+        };
+        for sql in [
+            // Snowflake might end a line comment at a vertical tab, form feed or Unicode break.
+            "SELECT 1 -- note\x0b; DELETE FROM t",
+            "SELECT 1 -- note\x0c; DELETE FROM t",
+            "SELECT 1 -- note\u{2028}; DELETE FROM t",
+            "SELECT 1 -- note\u{85}; DELETE FROM t",
+            "SELECT 1\0; DELETE FROM t",
+            "SELECT 'a\0'",
+            // Were block comments nested, the string would start inside the comment.
+            "SELECT /* /* */ ' */ ; DELETE FROM t; --'",
+            "SELECT 1$$; DELETE FROM t; $$",
+        ] {
+            let why = refusal(sql).unwrap_or_else(|| panic!("accepted {sql:?}"));
+            assert!(why.contains("ambiguous"), "{sql:?}: {why}");
+        }
+        for sql in [
+            "SELECT 'tab\there', 'form\x0cfeed in a string'",
+            "SELECT \"col\u{2028}name\" FROM t",
+            "SELECT 1 -- a comment\r\n",
+        ] {
+            assert_eq!(refusal(sql), None, "{sql:?}");
+        }
+        assert_eq!(
+            refusal("SELECT 1 -- x\x0b").unwrap(),
+            "a control character outside quotes makes this text ambiguous"
+        );
     }
 
     #[test]

@@ -154,58 +154,108 @@ fn exit_codes_follow_the_contract() {
     assert!(stderr(&missing).contains("hint:"), "{}", stderr(&missing));
 }
 
-#[test]
-fn over_tcp_only_minted_tokens_are_accepted() {
-    let emulator = emulator::shared();
-    let home = Home::new();
-    let _activator = home.activate(
-        emulator.port,
-        &["--idle-timeout", "30m", "--tcp", "127.0.0.1:0"],
-    );
-    let status = json(&home.run(emulator.port, &["status", "--json"]));
+/// The daemon's TCP port, from `status --json`.
+fn tcp_port(home: &Home, emulator_port: u16) -> u16 {
+    let status = json(&home.run(emulator_port, &["status", "--json"]));
     let tcp = status["listeners"]
         .as_array()
         .unwrap()
         .iter()
         .find_map(|l| l.as_str()?.strip_prefix("tcp:").map(str::to_string))
         .expect("a TCP listener");
-    let port: u16 = tcp.rsplit(':').next().unwrap().parse().unwrap();
-    let ask = |token: &str| {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        use std::io::{Read, Write};
-        write!(
-            stream,
-            "GET /v1/context HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
-        )
-        .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        answer
-    };
-    assert!(
-        ask("default").starts_with("HTTP/1.1 401"),
-        "an unminted token is refused over TCP"
+    tcp.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn over_tcp_nothing_answers_without_a_token_minted_over_the_unix_socket() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = home.activate(
+        emulator.port,
+        &["--idle-timeout", "30m", "--tcp", "127.0.0.1:0"],
     );
+    let port = tcp_port(&home, emulator.port);
+    let host = format!("127.0.0.1:{port}");
+    let query = r#"{"sql": "SELECT 1"}"#;
+    let routes = [
+        ("POST", "/v1/sessions", ""),
+        ("GET", "/health", ""),
+        ("GET", "/v1/status", ""),
+        ("GET", "/metrics", ""),
+        ("POST", "/v1/query", query),
+        ("GET", "/v1/context", ""),
+        ("GET", "/no/such/route", ""),
+    ];
+    for (method, path, body) in routes {
+        for token in [None, Some("default"), Some("sfd_not_minted")] {
+            let answer = http::tcp_api(port, method, path, Some(&host), token, body);
+            assert_eq!(
+                answer.status, 401,
+                "{method} {path} {token:?}: {}",
+                answer.body
+            );
+            assert_eq!(answer.json()["error"]["kind"], "unknown_token");
+        }
+    }
     let minted = stdout(&home.run(emulator.port, &["session", "new"]))
         .trim()
         .to_string();
     assert!(minted.len() >= 36, "{minted}");
-    assert!(ask(&minted).starts_with("HTTP/1.1 200"));
-    let mut list = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    {
-        use std::io::{Read, Write};
-        write!(
-            list,
-            "GET /v1/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {minted}\r\n\r\n"
-        )
-        .unwrap();
-        let mut answer = String::new();
-        list.read_to_string(&mut answer).unwrap();
-        assert!(
-            answer.starts_with("HTTP/1.1 403"),
-            "other tokens are not listed over TCP: {answer}"
-        );
+    for (method, path, body) in &routes[1..] {
+        let answer = http::tcp_api(port, method, path, Some(&host), Some(&minted), body);
+        let expected = if path.starts_with("/no/") { 404 } else { 200 };
+        assert_eq!(answer.status, expected, "{method} {path}: {}", answer.body);
     }
+    let ran = http::tcp_api(
+        port,
+        "POST",
+        "/v1/query",
+        Some("localhost"),
+        Some(&minted),
+        query,
+    );
+    assert_eq!(ran.json()["rows"][0][0], 1);
+    // Every minted token comes from the Unix socket, and other tokens are not listed over TCP.
+    for (method, path) in [("POST", "/v1/sessions"), ("GET", "/v1/sessions")] {
+        let answer = http::tcp_api(port, method, path, Some(&host), Some(&minted), "");
+        assert_eq!(answer.status, 403, "{method} {path}: {}", answer.body);
+        assert_eq!(answer.json()["error"]["kind"], "forbidden");
+    }
+    // Loopback names and addresses with and without a port are this daemon.
+    for name in [
+        "localhost".to_string(),
+        format!("localhost:{port}"),
+        "127.0.0.1".into(),
+        "[::1]".into(),
+        format!("[::1]:{port}"),
+    ] {
+        let answer = http::tcp_api(port, "GET", "/health", Some(&name), Some(&minted), "");
+        assert_eq!(answer.status, 200, "Host {name}: {}", answer.body);
+    }
+    // DNS rebinding: the browser sends the attacker's name; a missing Host is refused too.
+    for foreign in [
+        Some("attacker.example"),
+        Some(&*format!("attacker.example:{port}")),
+        Some("localhost.attacker.example"),
+        Some("10.1.2.3"),
+        None,
+    ] {
+        for (method, path, body) in routes {
+            let answer = http::tcp_api(port, method, path, foreign, Some(&minted), body);
+            assert_eq!(
+                answer.status, 421,
+                "Host {foreign:?} {path}: {}",
+                answer.body
+            );
+            assert_eq!(answer.json()["error"]["kind"], "foreign_host");
+        }
+    }
+    let absolute = http::tcp_raw(
+        port,
+        format!("GET http://attacker.example/health HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {minted}\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(absolute.status, 421, "{}", absolute.body);
+
     let listed = json(&home.run(emulator.port, &["session", "list", "--json"]));
     assert!(
         listed["sessions"]
@@ -219,12 +269,102 @@ fn over_tcp_only_minted_tokens_are_accepted() {
             .status
             .success()
     );
-    assert!(
-        ask(&minted).starts_with("HTTP/1.1 401"),
-        "an ended token is refused"
-    );
+    let ended = http::tcp_api(port, "GET", "/v1/context", Some(&host), Some(&minted), "");
+    assert_eq!(ended.status, 401, "an ended token is refused");
+    // The Unix socket's rules are unchanged: no token means `default`.
     let health = http::request(&home.socket(), "GET", "/health", None, "");
     assert_eq!(health.status, 200);
+}
+
+/// Runs `program args` as uid/gid 65534 with no supplementary groups, or `None` with the reason
+/// when this machine does not allow it (not root, no setpriv).
+fn as_nobody(program: &str, args: &[&str]) -> Result<std::process::Output, String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err("not running as root, so setpriv cannot switch users".into());
+    }
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", program])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .map_err(|e| format!("setpriv: {e}"))?;
+    Ok(out)
+}
+
+#[test]
+fn another_user_can_mint_nothing_over_tcp_and_is_refused_on_the_unix_socket() {
+    let probe = match as_nobody("/usr/bin/id", &["-u"]) {
+        Ok(out) if stdout(&out).trim() == "65534" => out,
+        Ok(out) => panic!("setpriv ran but not as 65534: {}", stderr(&out)),
+        Err(why) => {
+            // Machines without root or setpriv cannot run a second user; say so loudly.
+            eprintln!("SKIPPED another-user test: {why}");
+            return;
+        }
+    };
+    drop(probe);
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = home.activate(
+        emulator.port,
+        &["--idle-timeout", "30m", "--tcp", "127.0.0.1:0"],
+    );
+    let port = tcp_port(&home, emulator.port);
+    // Over TCP, as another user: minting without a token is refused.
+    let script = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'POST /v1/sessions HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nContent-Length: 0\\r\\n\\r\\n' >&3 && cat <&3"
+    );
+    let out = as_nobody("/bin/bash", &["-c", &script]).unwrap();
+    let answer = stdout(&out);
+    assert!(
+        answer.starts_with("HTTP/1.1 401"),
+        "{answer}{}",
+        stderr(&out)
+    );
+    assert!(answer.contains("\"unknown_token\""), "{answer}");
+
+    // The real client as another user cannot reach the socket in its 0700 directory...
+    let socket = home.socket().display().to_string();
+    let binary = binary().display().to_string();
+    let out = as_nobody(&binary, &["--socket", &socket, "session", "new"]).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach snowflaked"),
+        "{}",
+        stderr(&out)
+    );
+
+    // ...and were the directory and socket opened up, the peer uid check refuses it.
+    use std::os::unix::fs::PermissionsExt;
+    let perm = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    perm(home.path(), 0o711);
+    perm(&home.path().join("run"), 0o711);
+    perm(&home.socket(), 0o666);
+    let out = as_nobody(&binary, &["--socket", &socket, "session", "new"]).unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).trim().is_empty(),
+        "no token was minted: {}",
+        stdout(&out)
+    );
+    let log = std::fs::read_to_string(home.daemon_log()).unwrap_or_default();
+    assert!(
+        log.contains("refused a connection from another user") && log.contains("65534"),
+        "{log}"
+    );
+    let listed = json(&home.run(emulator.port, &["session", "list", "--json"]));
+    assert!(
+        listed["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["minted"] == false),
+        "{listed}"
+    );
 }
 
 #[test]

@@ -776,3 +776,90 @@ fn a_transaction_cut_off_by_a_daemon_stop_is_rolled_back_and_reported() {
             .contains("daemon stopping")
     );
 }
+
+#[test]
+fn read_only_refuses_writes_hidden_behind_a_carriage_return_or_in_a_system_function() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
+    let table = create_table(&home, emulator.port, "writer", "readonly_cr");
+    let insert = format!("INSERT INTO {table} VALUES (1), (2)");
+    assert!(
+        home.run(emulator.port, &["--session", "writer", "query", &insert])
+            .status
+            .success()
+    );
+    for sql in [
+        format!("SELECT 1 AS one -- note\r; DELETE FROM {table}"),
+        format!("SELECT 1 AS one // note\r; DELETE FROM {table}"),
+        format!("SELECT 1 AS one -- note\x0b; DELETE FROM {table}"),
+    ] {
+        let out = home.run(
+            emulator.port,
+            &["--session", "writer", "query", "--read-only", &sql],
+        );
+        assert_eq!(out.status.code(), Some(2), "{sql:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("read-only"), "{}", stderr(&out));
+    }
+    let refused = home.run(
+        emulator.port,
+        &[
+            "query",
+            "--read-only",
+            "SELECT SYSTEM$CANCEL_ALL_QUERIES(1)",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("SYSTEM$CANCEL_ALL_QUERIES may change state"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        count_rows(&home, emulator.port, &table),
+        2,
+        "the DELETE never ran"
+    );
+    // Without --read-only the same text is two statements, and both run.
+    let both = home.run(
+        emulator.port,
+        &[
+            "--session",
+            "writer",
+            "query",
+            &format!("SELECT 1 AS one -- note\r; DELETE FROM {table}"),
+        ],
+    );
+    assert!(both.status.success(), "{}", stderr(&both));
+    assert_eq!(count_rows(&home, emulator.port, &table), 0);
+}
+
+#[test]
+fn a_non_ascii_token_is_refused_and_never_taken_as_default() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
+    let db = unique_db("tokens");
+    create_db(&home, emulator.port, "maker", &db);
+    let body = format!(r#"{{"database": "{db}"}}"#);
+    for token in ["tökén".as_bytes(), b"\xff", b"\xffdefault"] {
+        let mut request = b"PUT /v1/context HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ".to_vec();
+        request.extend_from_slice(token);
+        request.extend_from_slice(
+            format!(
+                "\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        let answer = http::raw(&home.socket(), &request);
+        assert_eq!(answer.status, 400, "{token:?}: {}", answer.body);
+        assert_eq!(answer.json()["error"]["kind"], "bad_request");
+    }
+    let context = json(&home.run(emulator.port, &["context", "--json"]));
+    assert_ne!(
+        context["context"]["database"],
+        db.as_str(),
+        "`default` was not changed: {context}"
+    );
+}

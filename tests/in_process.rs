@@ -14,13 +14,31 @@ use snowflaked::daemon::{self, ServeOptions};
 use snowflaked::server::StopCause;
 use snowflaked::snowflake::fake::FakeBackend;
 
+#[path = "in_process/http_fuzz.rs"]
+mod http_fuzz;
+
 struct TestDaemon {
     dir: tempfile::TempDir,
     handle: tokio::task::JoinHandle<Result<StopCause, daemon::DaemonError>>,
+    /// The loopback TCP port, when started with one.
+    tcp_port: Option<u16>,
 }
 
 impl TestDaemon {
     fn start(fake: &FakeBackend, tune: impl FnOnce(&mut DaemonSettings)) -> Self {
+        Self::start_on(fake, tune, false)
+    }
+
+    /// Also listening on a loopback TCP port.
+    fn start_with_tcp(fake: &FakeBackend, tune: impl FnOnce(&mut DaemonSettings)) -> Self {
+        Self::start_on(fake, tune, true)
+    }
+
+    fn start_on(
+        fake: &FakeBackend,
+        tune: impl FnOnce(&mut DaemonSettings),
+        with_tcp: bool,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("api.sock");
         let mut settings = DaemonSettings {
@@ -33,9 +51,11 @@ impl TestDaemon {
         settings.pool.min_idle = 0;
         tune(&mut settings);
         let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let tcp = with_tcp.then(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+        let tcp_port = tcp.as_ref().map(|l| l.local_addr().unwrap().port());
         let listeners = Listeners {
             unix: Some((listener, socket.display().to_string())),
-            tcp: None,
+            tcp,
             activation: Activation::Foreground,
             bound_paths: vec![],
         };
@@ -44,7 +64,11 @@ impl TestDaemon {
             listeners,
             backend: Some(Arc::new(fake.clone())),
         }));
-        Self { dir, handle }
+        Self {
+            dir,
+            handle,
+            tcp_port,
+        }
     }
 
     fn client(&self, token: &str) -> Client {
@@ -272,4 +296,87 @@ async fn a_client_that_stops_reading_its_answer_is_cut_off() {
         tokio::task::yield_now().await;
     }
     drop(stalled);
+}
+
+/// Sends one raw request on the Unix socket; returns the status and the body.
+async fn raw_request(daemon: &TestDaemon, request: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(daemon.dir.path().join("api.sock"))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").unwrap().1.to_string();
+    (status, body)
+}
+
+#[tokio::test]
+async fn an_unknown_key_in_a_context_change_is_a_400_naming_it() {
+    let fake = FakeBackend::with_databases(&["SALES"]);
+    let daemon = TestDaemon::start(&fake, |_| {});
+    let body = r#"{"database": "sales", "wharehouse": "big"}"#;
+    let (status, answer) = raw_request(
+        &daemon,
+        format!(
+            "PUT /v1/context HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    let error: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(error["error"]["kind"], "bad_request");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `wharehouse`"),
+        "{answer}"
+    );
+    let context: ContextResponse = daemon
+        .client("default")
+        .get(Method::GET, "/v1/context")
+        .await
+        .unwrap();
+    assert_eq!(context.context.database, None, "nothing was changed");
+    // A misspelt `read_only` must not run the statement as if it were absent.
+    let body = r#"{"sql": "SELECT 1", "readonly": true}"#;
+    let (status, answer) = raw_request(
+        &daemon,
+        format!(
+            "POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("unknown field `readonly`"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_non_ascii_token_is_a_400_and_never_the_default_token() {
+    let fake = FakeBackend::with_databases(&["SALES"]);
+    let daemon = TestDaemon::start(&fake, |_| {});
+    let body = r#"{"database": "sales"}"#;
+    for token in ["tökén".as_bytes(), b"\xff", b"\xffdefault"] {
+        let mut request = b"PUT /v1/context HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ".to_vec();
+        request.extend_from_slice(token);
+        request.extend_from_slice(
+            format!("\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes(),
+        );
+        let (status, answer) = raw_request(&daemon, &request).await;
+        assert_eq!(status, 400, "{token:?}: {answer}");
+        assert!(answer.contains("malformed token"), "{answer}");
+    }
+    let context: ContextResponse = daemon
+        .client("default")
+        .get(Method::GET, "/v1/context")
+        .await
+        .unwrap();
+    assert_eq!(context.context.database, None, "`default` was not changed");
 }

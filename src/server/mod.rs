@@ -3,9 +3,11 @@
 //!
 //! Connections are HTTP/1.1 without keep-alive (every client is a short-lived command), with
 //! a deadline for the request head and body, so a slow or silent client cannot hold the daemon
-//! open. Unix peers must be this user (checked with `SO_PEERCRED`); over TCP only minted tokens
-//! are accepted. Only this module knows HTTP.
+//! open. Unix peers must be this user (checked with `SO_PEERCRED`); over TCP every request
+//! needs a token minted over the Unix socket and a loopback `Host` (see [`auth`]). Only this
+//! module knows HTTP.
 
+pub mod auth;
 pub mod error;
 pub mod routes;
 
@@ -65,6 +67,7 @@ pub async fn accept_loop(
     // An open transaction lives between connections; the daemon must not idle out under it.
     let pool = state.runner.pool().clone();
     let transaction_open = move || pool.has_pins();
+    let mut failures = AcceptFailures::new(ACCEPT_WARNING_EVERY);
     loop {
         let accept_unix = async {
             match &unix {
@@ -97,14 +100,14 @@ pub async fn accept_loop(
                     let guard = OwnedActivityGuard::new(state.activity.clone());
                     tracker.spawn(serve_connection(state.clone(), stream, Transport::Unix, guard));
                 }
-                Err(e) => accept_failed(e).await,
+                Err(e) => accept_failed(&mut failures, e).await,
             },
             accepted = accept_tcp => match accepted {
                 Ok(stream) => {
                     let guard = OwnedActivityGuard::new(state.activity.clone());
                     tracker.spawn(serve_connection(state.clone(), stream, Transport::Tcp, guard));
                 }
-                Err(e) => accept_failed(e).await,
+                Err(e) => accept_failed(&mut failures, e).await,
             },
             () = state.activity.wait_idle(state.idle_timeout, &transaction_open) => return StopCause::Idle,
         }
@@ -129,10 +132,50 @@ impl std::fmt::Display for StopCause {
     }
 }
 
-async fn accept_failed(error: std::io::Error) {
+/// At most one "accept failed" warning per this long.
+const ACCEPT_WARNING_EVERY: Duration = Duration::from_secs(5);
+
+async fn accept_failed(failures: &mut AcceptFailures, error: std::io::Error) {
+    if let Some(suppressed) = failures.record(tokio::time::Instant::now()) {
+        tracing::warn!(%error, suppressed, "accept failed (the daemon keeps serving; other failures in the next {}s are counted, not logged)", ACCEPT_WARNING_EVERY.as_secs());
+    }
     // Running out of fds is transient; back off briefly instead of spinning.
-    tracing::warn!(%error, "accept failed");
     tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// Rate-limits the warning for failed accepts: out of file descriptors, every accept fails
+/// (20 a second with the back-off) until a connection closes, and one line per failure would
+/// flood the log.
+#[derive(Debug)]
+struct AcceptFailures {
+    every: Duration,
+    last_logged: Option<tokio::time::Instant>,
+    suppressed: u64,
+}
+
+impl AcceptFailures {
+    fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last_logged: None,
+            suppressed: 0,
+        }
+    }
+
+    /// Counts a failure at `now`; returns how many went unlogged before it when this one
+    /// should be logged.
+    fn record(&mut self, now: tokio::time::Instant) -> Option<u64> {
+        match self.last_logged {
+            Some(last) if now.duration_since(last) < self.every => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last_logged = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
 }
 
 async fn serve_connection<S>(
@@ -168,5 +211,26 @@ async fn serve_connection<S>(
             .swap(false, std::sync::atomic::Ordering::Relaxed)
     {
         let _ = tokio::task::spawn_blocking(crate::lifecycle::return_free_memory).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_of_accept_failures_logs_one_line_per_interval_with_the_count() {
+        let mut failures = AcceptFailures::new(Duration::from_secs(5));
+        let start = tokio::time::Instant::now();
+        // One minute out of file descriptors: a failure every 50 ms.
+        let logged: Vec<u64> = (0..1200u32)
+            .filter_map(|i| failures.record(start + Duration::from_millis(50) * i))
+            .collect();
+        assert_eq!(logged.len(), 12, "lines logged in a minute of failures");
+        assert_eq!(logged[0], 0, "the first failure is logged at once");
+        assert!(logged[1..].iter().all(|&n| n == 99), "{logged:?}");
+        // After a quiet spell the next failure is logged at once, with the 99 that followed
+        // the last line (at 55 s) and went unlogged.
+        assert_eq!(failures.record(start + Duration::from_secs(120)), Some(99));
     }
 }

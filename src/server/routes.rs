@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use super::{AppState, Transport};
+use super::{AppState, Transport, auth};
 use crate::api;
 use crate::runner::{ContextChange, QueryInput};
 use crate::sessions::{Context, token};
@@ -53,26 +53,29 @@ async fn route(
 ) -> Result<Answer, ApiError> {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    // Before routing: over TCP nothing, not even a 404, answers a request without a minted
+    // token (see `auth`).
+    let token = auth::identify(
+        state.runner.registry(),
+        transport,
+        request.uri(),
+        request.headers(),
+    )?;
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method.clone(), segments.as_slice()) {
         (Method::GET, ["health"]) => Ok(json(StatusCode::OK, &health())),
         (Method::GET, ["metrics"]) => Ok(metrics(state)),
         (Method::GET, ["v1", "status"]) => Ok(json(StatusCode::OK, &status(state))),
         (Method::POST, ["v1", "query"]) => {
-            let token = authorize(state, transport, &request)?;
-            let request_id = header(&request, api::REQUEST_ID_HEADER);
+            let request_id = header(&request, api::REQUEST_ID_HEADER)?;
             let body: api::QueryRequest = read_json(state, request).await?;
             query(state, &token, body, request_id).await
         }
-        (Method::GET, ["v1", "context"]) => {
-            let token = authorize(state, transport, &request)?;
-            Ok(json(
-                StatusCode::OK,
-                &context_response(state, &token).await?,
-            ))
-        }
+        (Method::GET, ["v1", "context"]) => Ok(json(
+            StatusCode::OK,
+            &context_response(state, &token).await?,
+        )),
         (Method::PUT, ["v1", "context"]) => {
-            let token = authorize(state, transport, &request)?;
             let update: api::ContextUpdate = read_json(state, request).await?;
             let change = ContextChange {
                 database: update.database,
@@ -88,6 +91,9 @@ async fn route(
             ))
         }
         (Method::POST, ["v1", "sessions"]) => {
+            // Every minted token comes from the Unix socket, where the kernel vouched for the
+            // peer; a TCP client cannot multiply the token it was handed.
+            unix_only(transport, "minting tokens")?;
             let minted = token::mint().map_err(|e| {
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -103,12 +109,10 @@ async fn route(
             ))
         }
         (Method::GET, ["v1", "sessions"]) => {
-            authorize(state, transport, &request)?;
             unix_only(transport, "listing tokens")?;
             Ok(json(StatusCode::OK, &session_list(state)))
         }
         (Method::DELETE, ["v1", "sessions", "current"]) => {
-            let token = authorize(state, transport, &request)?;
             let existed = state.runner.end_token(&token).await?;
             tracing::info!(token = %crate::sessions::token::for_log(&token), existed, "token ended");
             Ok(json(
@@ -124,7 +128,6 @@ async fn route(
             ))
         }
         (Method::POST, ["v1", "queries", id, "cancel"]) => {
-            let token = authorize(state, transport, &request)?;
             if state.runner.cancel(&token, id) {
                 Ok(json(
                     StatusCode::OK,
@@ -145,7 +148,6 @@ async fn route(
             }
         }
         (Method::POST, ["v1", "shutdown"]) => {
-            authorize(state, transport, &request)?;
             unix_only(transport, "stopping the daemon")?;
             tracing::info!("shutdown requested over the API");
             state.shutdown_requested.cancel();
@@ -184,47 +186,18 @@ fn unix_only(transport: Transport, what: &str) -> Result<(), ApiError> {
     }
 }
 
-fn header(request: &Request<Incoming>, name: &str) -> Option<String> {
+/// A header's value; absent is `None`, but a value that is not visible ASCII is a 400 rather
+/// than silently ignored.
+fn header(request: &Request<Incoming>, name: &str) -> Result<Option<String>, ApiError> {
     request
         .headers()
         .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
-
-/// The request's token: `Authorization: Bearer <token>`, `default` when absent. Over TCP only
-/// minted tokens are accepted.
-fn authorize(
-    state: &AppState,
-    transport: Transport,
-    request: &Request<Incoming>,
-) -> Result<String, ApiError> {
-    let token = match header(request, api::AUTHORIZATION) {
-        None => api::DEFAULT_TOKEN.to_string(),
-        Some(value) => match value.strip_prefix("Bearer ") {
-            Some(token) => token.trim().to_string(),
-            None => {
-                return Err(ApiError::bad_request(
-                    "the Authorization header must be `Bearer <token>`",
-                ));
-            }
-        },
-    };
-    if !token::is_well_formed(&token) {
-        return Err(ApiError::bad_request(format!(
-            "malformed token: 1-{} characters of letters, digits, '_', '-' and '.'",
-            token::MAX_TOKEN_LEN
-        )));
-    }
-    if transport == Transport::Tcp && !state.runner.registry().is_minted(&token) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unknown_token",
-            "over TCP only tokens minted by `snowflaked session new` are accepted",
-        )
-        .with_hint("mint one over the Unix socket: `snowflaked session new`"));
-    }
-    Ok(token)
+        .map(|v| {
+            v.to_str()
+                .map(str::to_string)
+                .map_err(|_| ApiError::bad_request(format!("the {name} header is not ASCII")))
+        })
+        .transpose()
 }
 
 async fn read_json<T: DeserializeOwned>(

@@ -16,8 +16,9 @@ pub fn is_well_formed(token: &str) -> bool {
 /// How a token appears in logs: minted tokens authenticate TCP clients, so only a prefix is
 /// logged; chosen names (`default`, `agent-1`) are short and logged whole.
 pub fn for_log(token: &str) -> String {
-    if token.len() > 16 {
-        format!("{}…", &token[..8])
+    if token.chars().count() > 16 {
+        // By characters: a byte slice could split one and panic on text that is not a token.
+        format!("{}…", token.chars().take(8).collect::<String>())
     } else {
         token.to_string()
     }
@@ -43,6 +44,9 @@ mod tests {
         assert!(!is_well_formed("has space"));
         assert!(!is_well_formed("semi;colon"));
         assert!(!is_well_formed(&"x".repeat(129)));
+        assert!(!is_well_formed("tökén"));
+        assert!(!is_well_formed("\u{ff}default"));
+        assert!(!is_well_formed("a\0b"));
     }
 
     #[test]
@@ -50,6 +54,7 @@ mod tests {
         let minted = mint().unwrap();
         assert_eq!(for_log(&minted), format!("{}…", &minted[..8]));
         assert_eq!(for_log("default"), "default");
+        assert_eq!(for_log("ééééééééééééééééé"), "éééééééé…");
     }
 
     #[test]

@@ -60,6 +60,39 @@ fn parse(answer: &[u8]) -> Answer {
     Answer { status, body }
 }
 
+/// Sends raw bytes to a loopback TCP port and reads the whole answer.
+pub fn tcp_raw(port: u16, request: &[u8]) -> Answer {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    parse(&answer)
+}
+
+/// A request to the daemon's loopback TCP port with the given Host header (none if `None`)
+/// and token.
+pub fn tcp_api(
+    port: u16,
+    method: &str,
+    path: &str,
+    host: Option<&str>,
+    token: Option<&str>,
+    body: &str,
+) -> Answer {
+    let host = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let text = format!(
+        "{method} {path} HTTP/1.1\r\n{host}{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp_raw(port, text.as_bytes())
+}
+
 /// A request to a loopback TCP port; returns the body.
 pub fn tcp_request(port: u16, method: &str, path: &str, body: &str) -> String {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
