@@ -38,7 +38,7 @@ use crate::snowflake::fake::FakeBackend;
 
 /// Schedules per run unless `SCHEDULE_CASES` says otherwise; the last [`RANDOM_SEEDS`] of them
 /// use fresh seeds, the rest a fixed range.
-const DEFAULT_CASES: u64 = 2000;
+const DEFAULT_CASES: u64 = 3000;
 const RANDOM_SEEDS: u64 = 4;
 /// Fixed seeds start here (any number would do; a fixed one keeps CI comparable).
 const FIXED_SEED_BASE: u64 = 0x5eed_0000;
