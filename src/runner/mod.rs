@@ -557,3 +557,6 @@ impl Drop for DecrementOnDrop<'_> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod schedule_tests;
