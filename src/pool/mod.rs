@@ -64,11 +64,17 @@ pub enum PoolError {
     Backend(#[from] BackendError),
     #[error("the daemon is shutting down")]
     Closed,
+    /// The token's open transaction was lost while this request waited for it.
+    #[error("the token's open transaction is gone")]
+    TransactionLost,
 }
 
-impl From<state::Closed> for PoolError {
-    fn from(_: state::Closed) -> Self {
-        PoolError::Closed
+impl From<state::Refusal> for PoolError {
+    fn from(refusal: state::Refusal) -> Self {
+        match refusal {
+            state::Refusal::Closed => PoolError::Closed,
+            state::Refusal::TransactionLost => PoolError::TransactionLost,
+        }
     }
 }
 

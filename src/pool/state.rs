@@ -183,9 +183,14 @@ impl Inner {
         token: &str,
         wanted: Option<&Context>,
         fresh: bool,
-    ) -> Result<Take, Closed> {
+    ) -> Result<Take, Refusal> {
         if self.closed {
-            return Err(Closed);
+            return Err(Refusal::Closed);
+        }
+        if !fresh && self.lost.remove(token) {
+            // Checked here, atomically with the take: a statement that was waiting for the
+            // token's pin when the pin was lost must not run outside the transaction.
+            return Err(Refusal::TransactionLost);
         }
         let decision = self.decide(token, wanted, fresh);
         self.check();
@@ -551,6 +556,11 @@ impl Inner {
     }
 }
 
-/// The pool was closed (the daemon is stopping).
+/// Why [`Inner::take`] hands out nothing.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Closed;
+pub(super) enum Refusal {
+    /// The pool was closed (the daemon is stopping).
+    Closed,
+    /// The token's transaction was lost; it is told now, once.
+    TransactionLost,
+}

@@ -96,6 +96,7 @@ impl From<PoolError> for RunError {
             PoolError::Backend(b) => b.into(),
             PoolError::CheckoutTimeout { .. } => RunError::Busy(e.to_string()),
             PoolError::Closed => RunError::ShuttingDown,
+            PoolError::TransactionLost => RunError::TransactionLost,
         }
     }
 }

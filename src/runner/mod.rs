@@ -225,6 +225,11 @@ impl Runner {
                 self.metrics.cancelled.fetch_add(1, Ordering::Relaxed);
                 Err(e)
             }
+            Err(RunError::TransactionLost) => {
+                // Told now (the pool consumed the loss when this request waited for the pin).
+                self.registry.set_in_transaction(token, false);
+                Err(RunError::TransactionLost)
+            }
             Err(e) => Err(e),
             Ok((output, summaries, in_transaction)) => Ok(QueryOutcome {
                 output,
@@ -497,6 +502,29 @@ impl Runner {
         }
         self.pool.take_transaction_lost(token);
         Ok(self.registry.remove(token))
+    }
+
+    /// The daemon is stopping: rolls back the transactions tokens left open (rather than leave
+    /// them and their locks to Snowflake's session timeout; bounded, so a dead Snowflake
+    /// cannot hold up the exit) and closes the pool. The tokens learn on their next statement,
+    /// in the next activation, that their transaction is gone (the state file remembers).
+    pub async fn shutdown(&self) {
+        let tokens = self.pool.idle_pins(Duration::ZERO);
+        let all = async {
+            for token in &tokens {
+                monitor::roll_back_abandoned(&self.pool, token, "daemon stopping").await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(5), all)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = tokens.len(),
+                "rolling back open transactions timed out; Snowflake ends them with the sessions"
+            );
+        }
+        self.pool.close();
     }
 
     /// Cancels `token`'s running request registered under `id`; returns whether one was

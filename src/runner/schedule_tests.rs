@@ -362,19 +362,13 @@ impl World {
 
 /// What the daemon does at exit once requests are drained: roll back the transactions tokens
 /// left open, then close the pool.
-// TODO(lead): the rewrite's `runner.shutdown().await` does both.
 async fn shut_down(runner: &Runner) {
-    let pool = runner.pool();
-    for token in pool.idle_pins(Duration::ZERO) {
-        monitor::roll_back_abandoned(pool, &token, "daemon stopping").await;
-    }
-    pool.close();
+    runner.shutdown().await;
 }
 
 /// `snowflaked cancel` for a request of `token`.
-// TODO(lead): cancel(token, id) — the rewrite's signature; this branch still has cancel(id).
-fn cancel_request(runner: &Runner, _token: &str, id: &str) -> bool {
-    runner.cancel(id)
+fn cancel_request(runner: &Runner, token: &str, id: &str) -> bool {
+    runner.cancel(token, id)
 }
 
 // ---------------------------------------------------------------------------------------------
