@@ -220,7 +220,11 @@ impl Runner {
             dropped = request.warnings.len(),
             "the token's saved context could not be fully applied; continuing from the connection's login defaults"
         );
-        self.registry.set_context(token, actual.clone());
+        // Saved only if the token still wants what this request set out to apply: a USE of the
+        // token that finished meanwhile (a parallel call) is newer and must not be overwritten.
+        if self.registry.context(token).as_ref() == Some(&wanted) {
+            self.registry.set_context(token, actual.clone());
+        }
         lease.set_context(actual);
         Ok(lease)
     }
