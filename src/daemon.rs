@@ -59,7 +59,7 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
             Registry::in_memory(settings.tokens.ttl)
         }
     };
-    let registry = Arc::new(registry);
+    let registry = Arc::new(registry.with_max_tokens(settings.tokens.max));
     let pool = Pool::new(backend, settings.pool.clone());
     // The connection's login defaults from an earlier run spare the first login a round trip;
     // the background warm-up login checks them again.
@@ -165,6 +165,9 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
     background.cancel();
     remember_login_context(&state);
     roll_back_open_transactions(&pool).await;
+    if let Err(e) = registry.flush().await {
+        tracing::error!(error = %e, "token contexts not saved on exit");
+    }
     pool.close();
     for path in &bound_paths {
         if let Err(e) = std::fs::remove_file(path) {
