@@ -153,26 +153,51 @@ impl Client {
         Err(api_error(status, &bytes))
     }
 
-    /// Connects, starting the daemon first if that is this client's job.
+    /// Connects, starting the daemon first if that is this client's job. A socket caught
+    /// being replaced (a stopping daemon still holds the path, or lost it to a successor) is
+    /// tried again, with short pauses, for up to [`REPLACE_WAIT`].
     async fn connect(&self) -> Result<UnixStream, ClientError> {
+        let deadline = tokio::time::Instant::now() + REPLACE_WAIT;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self.connect_once().await {
+                Err(Attempt::Replaced(cause)) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(%cause, "the socket is being replaced; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(Attempt::Replaced(cause)) => return Err(self.unreachable(cause)),
+                Err(Attempt::Failed(error)) => return Err(error),
+                Ok(stream) => return Ok(stream),
+            }
+        }
+    }
+
+    async fn connect_once(&self) -> Result<UnixStream, Attempt> {
+        let e = match UnixStream::connect(&self.socket).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => e,
+        };
+        if !(self.self_start && is_absent(&e)) {
+            return Err(Attempt::Failed(self.unreachable(e.to_string())));
+        }
+        if let Some(manager) = init_system_owner(&self.socket) {
+            return Err(Attempt::Failed(
+                self.unreachable_with(e.to_string(), manager),
+            ));
+        }
+        if let Err(error) = self.start_daemon().await {
+            // The new daemon found the path taken: another daemon holds it, or is letting go.
+            return Err(if self.socket.exists() {
+                Attempt::Replaced(error.to_string())
+            } else {
+                Attempt::Failed(error)
+            });
+        }
         match UnixStream::connect(&self.socket).await {
             Ok(stream) => Ok(stream),
-            Err(e)
-                if self.self_start
-                    && matches!(
-                        e.kind(),
-                        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-                    ) =>
-            {
-                if let Some(manager) = init_system_owner(&self.socket) {
-                    return Err(self.unreachable_with(e.to_string(), manager));
-                }
-                self.start_daemon().await?;
-                UnixStream::connect(&self.socket)
-                    .await
-                    .map_err(|e| self.unreachable(e.to_string()))
-            }
-            Err(e) => Err(self.unreachable(e.to_string())),
+            Err(e) if is_absent(&e) => Err(Attempt::Replaced(e.to_string())),
+            Err(e) => Err(Attempt::Failed(self.unreachable(e.to_string()))),
         }
     }
 
@@ -291,6 +316,24 @@ impl Client {
             ))),
         }
     }
+}
+
+/// How long a client keeps trying a socket that is being replaced.
+const REPLACE_WAIT: Duration = Duration::from_secs(5);
+
+/// One connection attempt's failure.
+enum Attempt {
+    /// The socket was caught between two daemons; worth another try.
+    Replaced(String),
+    Failed(ClientError),
+}
+
+/// Nothing listens at the path: no file, or a file nobody accepts on.
+fn is_absent(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+    )
 }
 
 /// When an init system owns this socket, how to start it (and the client must not).

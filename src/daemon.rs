@@ -3,8 +3,8 @@
 //!
 //! One shutdown tree: the accept loop stops first (queued connections stay in the socket for
 //! the next instance), in-flight connections get `drain_timeout` to finish, background tasks
-//! are cancelled through one `CancellationToken`, the pool is closed, and only socket files
-//! this process bound are removed.
+//! are cancelled through one `CancellationToken`, the pool is closed. Socket files this
+//! process bound are removed as soon as the accept loop stops, and only while still its own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +81,14 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
         activation,
         bound_paths,
     } = listeners;
+    // A second handle on our own socket keeps it listening until its file is removed (see
+    // `remove_socket_files`), after the accept loop has let go of the first.
+    let unix_held_open = unix
+        .as_ref()
+        .filter(|_| !bound_paths.is_empty())
+        .map(|(l, _)| l.try_clone())
+        .transpose()
+        .map_err(DaemonError::Listen)?;
     let unix = unix
         .map(|(l, _)| {
             l.set_nonblocking(true)?;
@@ -149,6 +157,10 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
         name = termination_signal() => StopCause::Signal(name),
     };
     // The accept loop has returned (or been dropped): nothing new is accepted from here on.
+    // Our socket file goes now, not after the drain: a client that finds no socket starts a
+    // successor, which must not lose its socket to our cleanup later.
+    remove_socket_files(&bound_paths);
+    drop(unix_held_open);
     tracing::info!(cause = %cause, in_flight = state.activity.open(), "stopping");
     notifier.stopping(&format!("stopping: {cause}"));
     tracker.close();
@@ -169,13 +181,23 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
         tracing::error!(error = %e, "token contexts not saved on exit");
     }
     pool.close();
-    for path in &bound_paths {
-        if let Err(e) = std::fs::remove_file(path) {
-            tracing::debug!(path = %path.display(), error = %e, "cannot remove socket file");
-        }
-    }
     tracing::info!(cause = %cause, served = metrics.queries_served.load(std::sync::atomic::Ordering::Relaxed), "snowflaked stopped");
     Ok(cause)
+}
+
+/// Removes the socket files this process bound, each only while it is still ours.
+fn remove_socket_files(bound: &[crate::activation::bind::BoundSocket]) {
+    for socket in bound {
+        match socket.remove_if_ours() {
+            Ok(true) => tracing::debug!(path = %socket.path.display(), "socket file removed"),
+            Ok(false) => {
+                tracing::info!(path = %socket.path.display(), "socket file already replaced; left to its owner")
+            }
+            Err(e) => {
+                tracing::warn!(path = %socket.path.display(), error = %e, "cannot remove socket file")
+            }
+        }
+    }
 }
 
 /// The configured connection, or a backend that reports the configuration problem on every
@@ -314,7 +336,7 @@ pub fn bind_own(settings: &DaemonSettings, activation: Activation) -> std::io::R
         .socket
         .clone()
         .unwrap_or_else(|| paths::default_socket(&paths::ProcessEnv));
-    let unix = crate::activation::bind::bind_unix(&path)?;
+    let (unix, bound) = crate::activation::bind::bind_unix(&path)?;
     let tcp = settings
         .tcp
         .map(crate::activation::bind::bind_tcp)
@@ -323,6 +345,6 @@ pub fn bind_own(settings: &DaemonSettings, activation: Activation) -> std::io::R
         unix: Some((unix, path.display().to_string())),
         tcp,
         activation,
-        bound_paths: vec![path],
+        bound_paths: vec![bound],
     })
 }

@@ -318,3 +318,67 @@ fn completions_are_printed_for_each_shell() {
         );
     }
 }
+
+/// The pid of the daemon answering on `home`'s socket, asked without self-starting one.
+fn answering_pid(home: &Home) -> u32 {
+    let health = http::request(&home.socket(), "GET", "/health", None, "").json();
+    health["pid"].as_u64().expect("a pid") as u32
+}
+
+#[test]
+fn a_draining_daemon_leaves_the_socket_of_the_daemon_that_replaced_it() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    // A self-started daemon (the first)…
+    json(&home.run(
+        emulator.port,
+        &["query", "SELECT 1 AS n", "--format", "json"],
+    ));
+    let first = answering_pid(&home);
+    // …running a long statement when it is told to stop, so it drains for a while.
+    let mut long = home
+        .command(emulator.port, &["query", "SELECT SYSTEM$WAIT(60)"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while http::request(&home.socket(), "GET", "/v1/status", None, "").json()["queries"]["running"]
+        != 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the statement never started"
+        );
+    }
+    // SAFETY: SIGTERM to the daemon this test's client started.
+    unsafe { libc::kill(first as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::os::unix::net::UnixStream::connect(home.socket()).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never stopped accepting"
+        );
+    }
+    // Meanwhile a client finds nobody answering and starts a second daemon.
+    let during = json(&home.run(
+        emulator.port,
+        &["query", "SELECT 2 AS n", "--format", "json"],
+    ));
+    assert_eq!(during["rows"][0][0], 2);
+    let second = answering_pid(&home);
+    assert_ne!(first, second, "a new daemon answers");
+    // The first ends its drain (its client goes, the statement is cancelled) and exits.
+    long.kill().unwrap();
+    long.wait().unwrap();
+    assert!(wait_for_exit(first, WAIT), "the first daemon exits");
+    assert!(
+        home.socket().exists(),
+        "the first daemon must not remove its successor's socket"
+    );
+    assert_eq!(answering_pid(&home), second, "the successor still answers");
+    // SAFETY: SIGTERM to the second daemon this test's client started.
+    unsafe { libc::kill(second as i32, libc::SIGTERM) };
+    assert!(wait_for_exit(second, WAIT));
+    assert!(!home.socket().exists(), "it removed the socket it bound");
+}
