@@ -255,15 +255,7 @@ impl Client {
         let log_dir = paths::state_dir(&ProcessEnv);
         let _ = std::fs::create_dir_all(&log_dir);
         let log_path = log_dir.join("daemon.log");
-        // One previous generation is kept, so a long-lived user's log cannot grow forever.
-        if std::fs::metadata(&log_path).is_ok_and(|m| m.len() > MAX_DAEMON_LOG_BYTES) {
-            let _ = std::fs::rename(&log_path, log_dir.join("daemon.log.1"));
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .ok();
+        let log = open_daemon_log(&log_path);
         let mut command = tokio::process::Command::new(exe);
         command
             .arg("serve")
@@ -316,6 +308,29 @@ impl Client {
             ))),
         }
     }
+}
+
+/// Opens the self-started daemon's log for appending, private to the user (0600; a log left
+/// readable by an older version is made private too). One previous generation is kept, so a
+/// long-lived user's log cannot grow forever.
+fn open_daemon_log(log_path: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let private = || std::fs::Permissions::from_mode(0o600);
+    let previous = log_path.with_extension("log.1");
+    for path in [log_path, previous.as_path()] {
+        if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+            let _ = std::fs::set_permissions(path, private());
+        }
+    }
+    if std::fs::metadata(log_path).is_ok_and(|m| m.len() > MAX_DAEMON_LOG_BYTES) {
+        let _ = std::fs::rename(log_path, &previous);
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(log_path)
+        .ok()
 }
 
 /// How long a client keeps trying a socket that is being replaced.

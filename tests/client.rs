@@ -382,3 +382,96 @@ fn a_draining_daemon_leaves_the_socket_of_the_daemon_that_replaced_it() {
     assert!(wait_for_exit(second, WAIT));
     assert!(!home.socket().exists(), "it removed the socket it bound");
 }
+
+#[test]
+fn the_self_started_daemons_log_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let emulator = emulator::shared();
+    let home = Home::new();
+    // A log an older version left readable by others.
+    let log_dir = home.path().join("state/snowflaked");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let log = log_dir.join("daemon.log");
+    std::fs::write(&log, "earlier run\n").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut command = home.command(emulator.port, &["query", "SELECT 1", "--format", "json"]);
+    command.env("SNOWFLAKED_IDLE_TIMEOUT", "1s");
+    json(&command.output().unwrap());
+    let pid = answering_pid(&home);
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the daemon's log is private");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("snowflaked ready")
+    );
+    assert!(wait_for_exit(pid, WAIT));
+    // A fresh log is created private as well.
+    std::fs::remove_file(&log).unwrap();
+    let mut command = home.command(emulator.port, &["query", "SELECT 1", "--format", "json"]);
+    command.env("SNOWFLAKED_IDLE_TIMEOUT", "1s");
+    json(&command.output().unwrap());
+    let pid = answering_pid(&home);
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a new log is private");
+    assert!(wait_for_exit(pid, WAIT));
+}
+
+#[test]
+fn output_commands_exit_quietly_when_the_reader_goes_away() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
+    json(&home.run(emulator.port, &["query", "SELECT 1", "--format", "json"]));
+    for args in [
+        &["session", "list"][..],
+        &["session", "list", "--json"],
+        &["status"],
+        &["context"],
+        &["metrics"],
+        &["completions", "bash"],
+        &["query", "SELECT 1"],
+    ] {
+        // `| head` that has already gone: the pipe's reading end is closed before we start.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = home
+            .command(emulator.port, args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} exits 0 on a closed pipe, got {:?}: {}",
+            out.status,
+            stderr(&out)
+        );
+        assert_eq!(stderr(&out), "", "{args:?} says nothing");
+    }
+}
+
+#[test]
+fn durations_are_shown_with_units_and_truthfully() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
+    json(&home.run(emulator.port, &["query", "SELECT 1", "--format", "json"]));
+    let list = stdout(&home.run(emulator.port, &["session", "list"]));
+    assert!(list.contains("default"), "{list}");
+    assert!(!list.contains(" 0 ago"), "a unit even for zero: {list}");
+    assert!(list.contains("s ago"), "{list}");
+    let answer = http::request(
+        &home.socket(),
+        "POST",
+        "/v1/query",
+        None,
+        r#"{"sql": "SELECT SYSTEM$WAIT(30)", "timeout_ms": 1}"#,
+    );
+    assert_eq!(answer.status, 504, "{}", answer.body);
+    let message = answer.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("within 1ms"), "{message}");
+}
