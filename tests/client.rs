@@ -367,6 +367,8 @@ fn a_draining_daemon_leaves_the_socket_of_the_daemon_that_replaced_it() {
     ));
     assert_eq!(during["rows"][0][0], 2);
     let second = answering_pid(&home);
+    // Should the test fail, the second daemon (unreachable then) is not left running.
+    let _stop_second = StopOnDrop(second);
     assert_ne!(first, second, "a new daemon answers");
     // The first ends its drain (its client goes, the statement is cancelled) and exits.
     long.kill().unwrap();
@@ -377,10 +379,19 @@ fn a_draining_daemon_leaves_the_socket_of_the_daemon_that_replaced_it() {
         "the first daemon must not remove its successor's socket"
     );
     assert_eq!(answering_pid(&home), second, "the successor still answers");
-    // SAFETY: SIGTERM to the second daemon this test's client started.
-    unsafe { libc::kill(second as i32, libc::SIGTERM) };
+    drop(_stop_second);
     assert!(wait_for_exit(second, WAIT));
     assert!(!home.socket().exists(), "it removed the socket it bound");
+}
+
+/// Sends SIGTERM to a daemon a test started when dropped.
+struct StopOnDrop(u32);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: SIGTERM to a daemon this test's client started.
+        unsafe { libc::kill(self.0 as i32, libc::SIGTERM) };
+    }
 }
 
 #[test]
