@@ -14,22 +14,38 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-/// A socket file this process created.
+/// A socket file this process created, identified by device, inode and status-change time
+/// (a file system may give a new socket the inode number of one just removed; its ctime then
+/// differs unless both fall in the same clock tick).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoundSocket {
     pub path: PathBuf,
+    identity: FileIdentity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
     device: u64,
     inode: u64,
+    changed: (i64, i64),
+}
+
+impl FileIdentity {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            device: meta.dev(),
+            inode: meta.ino(),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
 }
 
 impl BoundSocket {
     /// Remembers the socket file now at `path`.
     fn at(path: &Path) -> io::Result<Self> {
-        let meta = std::fs::symlink_metadata(path)?;
         Ok(Self {
             path: path.to_path_buf(),
-            device: meta.dev(),
-            inode: meta.ino(),
+            identity: FileIdentity::of(&std::fs::symlink_metadata(path)?),
         })
     }
 
@@ -39,7 +55,7 @@ impl BoundSocket {
     /// split by a replacement.
     pub fn remove_if_ours(&self) -> io::Result<bool> {
         match std::fs::symlink_metadata(&self.path) {
-            Ok(meta) if meta.dev() == self.device && meta.ino() == self.inode => {
+            Ok(meta) if FileIdentity::of(&meta) == self.identity => {
                 std::fs::remove_file(&self.path)?;
                 Ok(true)
             }
@@ -142,6 +158,9 @@ mod tests {
         let path = dir.path().join("api.sock");
         let (first, ours) = bind_unix(&path).unwrap();
         drop(first);
+        // A second link keeps the first inode allocated, so the successor's socket cannot
+        // reuse its number (which the identity check also guards against, by ctime).
+        std::fs::hard_link(&path, dir.path().join("first.sock")).unwrap();
         // A successor replaces the stale socket with its own.
         let (_successor, theirs) = bind_unix(&path).unwrap();
         assert!(!ours.remove_if_ours().unwrap(), "not ours any more");
