@@ -153,26 +153,51 @@ impl Client {
         Err(api_error(status, &bytes))
     }
 
-    /// Connects, starting the daemon first if that is this client's job.
+    /// Connects, starting the daemon first if that is this client's job. A socket caught
+    /// being replaced (a stopping daemon still holds the path, or lost it to a successor) is
+    /// tried again, with short pauses, for up to [`REPLACE_WAIT`].
     async fn connect(&self) -> Result<UnixStream, ClientError> {
+        let deadline = tokio::time::Instant::now() + REPLACE_WAIT;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self.connect_once().await {
+                Err(Attempt::Replaced(cause)) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(%cause, "the socket is being replaced; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(Attempt::Replaced(cause)) => return Err(self.unreachable(cause)),
+                Err(Attempt::Failed(error)) => return Err(error),
+                Ok(stream) => return Ok(stream),
+            }
+        }
+    }
+
+    async fn connect_once(&self) -> Result<UnixStream, Attempt> {
+        let e = match UnixStream::connect(&self.socket).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => e,
+        };
+        if !(self.self_start && is_absent(&e)) {
+            return Err(Attempt::Failed(self.unreachable(e.to_string())));
+        }
+        if let Some(manager) = init_system_owner(&self.socket) {
+            return Err(Attempt::Failed(
+                self.unreachable_with(e.to_string(), manager),
+            ));
+        }
+        if let Err(error) = self.start_daemon().await {
+            // The new daemon found the path taken: another daemon holds it, or is letting go.
+            return Err(if self.socket.exists() {
+                Attempt::Replaced(error.to_string())
+            } else {
+                Attempt::Failed(error)
+            });
+        }
         match UnixStream::connect(&self.socket).await {
             Ok(stream) => Ok(stream),
-            Err(e)
-                if self.self_start
-                    && matches!(
-                        e.kind(),
-                        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-                    ) =>
-            {
-                if let Some(manager) = init_system_owner(&self.socket) {
-                    return Err(self.unreachable_with(e.to_string(), manager));
-                }
-                self.start_daemon().await?;
-                UnixStream::connect(&self.socket)
-                    .await
-                    .map_err(|e| self.unreachable(e.to_string()))
-            }
-            Err(e) => Err(self.unreachable(e.to_string())),
+            Err(e) if is_absent(&e) => Err(Attempt::Replaced(e.to_string())),
+            Err(e) => Err(Attempt::Failed(self.unreachable(e.to_string()))),
         }
     }
 
@@ -230,15 +255,7 @@ impl Client {
         let log_dir = paths::state_dir(&ProcessEnv);
         let _ = std::fs::create_dir_all(&log_dir);
         let log_path = log_dir.join("daemon.log");
-        // One previous generation is kept, so a long-lived user's log cannot grow forever.
-        if std::fs::metadata(&log_path).is_ok_and(|m| m.len() > MAX_DAEMON_LOG_BYTES) {
-            let _ = std::fs::rename(&log_path, log_dir.join("daemon.log.1"));
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .ok();
+        let log = open_daemon_log(&log_path);
         let mut command = tokio::process::Command::new(exe);
         command
             .arg("serve")
@@ -291,6 +308,47 @@ impl Client {
             ))),
         }
     }
+}
+
+/// Opens the self-started daemon's log for appending, private to the user (0600; a log left
+/// readable by an older version is made private too). One previous generation is kept, so a
+/// long-lived user's log cannot grow forever.
+fn open_daemon_log(log_path: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let private = || std::fs::Permissions::from_mode(0o600);
+    let previous = log_path.with_extension("log.1");
+    for path in [log_path, previous.as_path()] {
+        if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+            let _ = std::fs::set_permissions(path, private());
+        }
+    }
+    if std::fs::metadata(log_path).is_ok_and(|m| m.len() > MAX_DAEMON_LOG_BYTES) {
+        let _ = std::fs::rename(log_path, &previous);
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(log_path)
+        .ok()
+}
+
+/// How long a client keeps trying a socket that is being replaced.
+const REPLACE_WAIT: Duration = Duration::from_secs(5);
+
+/// One connection attempt's failure.
+enum Attempt {
+    /// The socket was caught between two daemons; worth another try.
+    Replaced(String),
+    Failed(ClientError),
+}
+
+/// Nothing listens at the path: no file, or a file nobody accepts on.
+fn is_absent(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+    )
 }
 
 /// When an init system owns this socket, how to start it (and the client must not).

@@ -3,8 +3,8 @@
 //!
 //! One shutdown tree: the accept loop stops first (queued connections stay in the socket for
 //! the next instance), in-flight connections get `drain_timeout` to finish, background tasks
-//! are cancelled through one `CancellationToken`, the pool is closed, and only socket files
-//! this process bound are removed.
+//! are cancelled through one `CancellationToken`, the pool is closed. Socket files this
+//! process bound are removed as soon as the accept loop stops, and only while still its own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,7 +59,7 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
             Registry::in_memory(settings.tokens.ttl)
         }
     };
-    let registry = Arc::new(registry);
+    let registry = Arc::new(registry.with_max_tokens(settings.tokens.max));
     let pool = Pool::new(backend, settings.pool.clone());
     // The connection's login defaults from an earlier run spare the first login a round trip;
     // the background warm-up login checks them again.
@@ -81,6 +81,14 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
         activation,
         bound_paths,
     } = listeners;
+    // A second handle on our own socket keeps it listening until its file is removed (see
+    // `remove_socket_files`), after the accept loop has let go of the first.
+    let unix_held_open = unix
+        .as_ref()
+        .filter(|_| !bound_paths.is_empty())
+        .map(|(l, _)| l.try_clone())
+        .transpose()
+        .map_err(DaemonError::Listen)?;
     let unix = unix
         .map(|(l, _)| {
             l.set_nonblocking(true)?;
@@ -149,6 +157,10 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
         name = termination_signal() => StopCause::Signal(name),
     };
     // The accept loop has returned (or been dropped): nothing new is accepted from here on.
+    // Our socket file goes now, not after the drain: a client that finds no socket starts a
+    // successor, which must not lose its socket to our cleanup later.
+    remove_socket_files(&bound_paths);
+    drop(unix_held_open);
     tracing::info!(cause = %cause, in_flight = state.activity.open(), "stopping");
     notifier.stopping(&format!("stopping: {cause}"));
     tracker.close();
@@ -164,15 +176,29 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
     }
     background.cancel();
     remember_login_context(&state);
-    roll_back_open_transactions(&pool).await;
-    pool.close();
-    for path in &bound_paths {
-        if let Err(e) = std::fs::remove_file(path) {
-            tracing::debug!(path = %path.display(), error = %e, "cannot remove socket file");
-        }
+    // Rolls back what tokens left open and closes the pool; the rollbacks mark the tokens'
+    // transactions lost in the registry, so the flush comes after.
+    state.runner.shutdown().await;
+    if let Err(e) = registry.flush().await {
+        tracing::error!(error = %e, "token contexts not saved on exit");
     }
     tracing::info!(cause = %cause, served = metrics.queries_served.load(std::sync::atomic::Ordering::Relaxed), "snowflaked stopped");
     Ok(cause)
+}
+
+/// Removes the socket files this process bound, each only while it is still ours.
+fn remove_socket_files(bound: &[crate::activation::bind::BoundSocket]) {
+    for socket in bound {
+        match socket.remove_if_ours() {
+            Ok(true) => tracing::debug!(path = %socket.path.display(), "socket file removed"),
+            Ok(false) => {
+                tracing::info!(path = %socket.path.display(), "socket file already replaced; left to its owner")
+            }
+            Err(e) => {
+                tracing::warn!(path = %socket.path.display(), error = %e, "cannot remove socket file")
+            }
+        }
+    }
 }
 
 /// The configured connection, or a backend that reports the configuration problem on every
@@ -269,30 +295,6 @@ async fn status_loop(state: Arc<AppState>, notifier: Notifier, stop: Cancellatio
     }
 }
 
-/// Rolls back the transactions tokens left open, rather than leave them (and their locks) to
-/// Snowflake's session timeout; bounded so a dead Snowflake cannot hold up the exit. The
-/// tokens learn on their next statement that their transaction is gone.
-async fn roll_back_open_transactions(pool: &Pool) {
-    let tokens = pool.idle_pins(Duration::ZERO);
-    if tokens.is_empty() {
-        return;
-    }
-    let all = async {
-        for token in &tokens {
-            monitor::roll_back_abandoned(pool, token, "daemon stopping").await;
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(5), all)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            open = tokens.len(),
-            "rolling back open transactions timed out; Snowflake ends them with the sessions"
-        );
-    }
-}
-
 /// Persists the login defaults the pool has learnt, for the next activation.
 fn remember_login_context(state: &AppState) {
     let pool = state.runner.pool();
@@ -311,7 +313,7 @@ pub fn bind_own(settings: &DaemonSettings, activation: Activation) -> std::io::R
         .socket
         .clone()
         .unwrap_or_else(|| paths::default_socket(&paths::ProcessEnv));
-    let unix = crate::activation::bind::bind_unix(&path)?;
+    let (unix, bound) = crate::activation::bind::bind_unix(&path)?;
     let tcp = settings
         .tcp
         .map(crate::activation::bind::bind_tcp)
@@ -320,6 +322,6 @@ pub fn bind_own(settings: &DaemonSettings, activation: Activation) -> std::io::R
         unix: Some((unix, path.display().to_string())),
         tcp,
         activation,
-        bound_paths: vec![path],
+        bound_paths: vec![bound],
     })
 }

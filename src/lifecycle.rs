@@ -183,7 +183,10 @@ pub fn status_line(
 ) -> String {
     let idle = match (idle_left, idle_timeout.is_zero()) {
         (_, true) => "no idle exit".to_string(),
-        (Some(left), false) => format!("idle, exits in {}", crate::config::duration::format(left)),
+        (Some(left), false) => format!(
+            "idle, exits in {}",
+            crate::config::duration::format_remaining(left)
+        ),
         (None, false) => "busy".to_string(),
     };
     format!(
@@ -260,5 +263,19 @@ mod tests {
             line,
             "idle, exits in 4m 12s · 3 queries served · sessions 1 busy / 2 open / 4 max"
         );
+    }
+
+    #[test]
+    fn the_time_left_is_rounded_up_not_down() {
+        // Just after the last connection closed, with a 2 s idle timeout.
+        let line = status_line(
+            Some(Duration::from_millis(1_998)),
+            Duration::from_secs(2),
+            0,
+            0,
+            0,
+            4,
+        );
+        assert!(line.starts_with("idle, exits in 2s ·"), "{line}");
     }
 }

@@ -458,3 +458,171 @@ fn completions_are_printed_for_each_shell() {
         );
     }
 }
+
+/// The pid of the daemon answering on `home`'s socket, asked without self-starting one.
+fn answering_pid(home: &Home) -> u32 {
+    let health = http::request(&home.socket(), "GET", "/health", None, "").json();
+    health["pid"].as_u64().expect("a pid") as u32
+}
+
+#[test]
+fn a_draining_daemon_leaves_the_socket_of_the_daemon_that_replaced_it() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    // A self-started daemon (the first)…
+    json(&home.run(
+        emulator.port,
+        &["query", "SELECT 1 AS n", "--format", "json"],
+    ));
+    let first = answering_pid(&home);
+    // …running a long statement when it is told to stop, so it drains for a while.
+    let mut long = home
+        .command(emulator.port, &["query", "SELECT SYSTEM$WAIT(60)"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while http::request(&home.socket(), "GET", "/v1/status", None, "").json()["queries"]["running"]
+        != 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the statement never started"
+        );
+    }
+    // SAFETY: SIGTERM to the daemon this test's client started.
+    unsafe { libc::kill(first as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::os::unix::net::UnixStream::connect(home.socket()).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never stopped accepting"
+        );
+    }
+    // Meanwhile a client finds nobody answering and starts a second daemon.
+    let during = json(&home.run(
+        emulator.port,
+        &["query", "SELECT 2 AS n", "--format", "json"],
+    ));
+    assert_eq!(during["rows"][0][0], 2);
+    let second = answering_pid(&home);
+    // Should the test fail, the second daemon (unreachable then) is not left running.
+    let _stop_second = StopOnDrop(second);
+    assert_ne!(first, second, "a new daemon answers");
+    // The first ends its drain (its client goes, the statement is cancelled) and exits.
+    long.kill().unwrap();
+    long.wait().unwrap();
+    assert!(wait_for_exit(first, WAIT), "the first daemon exits");
+    assert!(
+        home.socket().exists(),
+        "the first daemon must not remove its successor's socket"
+    );
+    assert_eq!(answering_pid(&home), second, "the successor still answers");
+    drop(_stop_second);
+    assert!(wait_for_exit(second, WAIT));
+    assert!(!home.socket().exists(), "it removed the socket it bound");
+}
+
+/// Sends SIGTERM to a daemon a test started when dropped.
+struct StopOnDrop(u32);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: SIGTERM to a daemon this test's client started.
+        unsafe { libc::kill(self.0 as i32, libc::SIGTERM) };
+    }
+}
+
+#[test]
+fn the_self_started_daemons_log_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let emulator = emulator::shared();
+    let home = Home::new();
+    // A log an older version left readable by others.
+    let log_dir = home.path().join("state/snowflaked");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let log = log_dir.join("daemon.log");
+    std::fs::write(&log, "earlier run\n").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut command = home.command(emulator.port, &["query", "SELECT 1", "--format", "json"]);
+    command.env("SNOWFLAKED_IDLE_TIMEOUT", "1s");
+    json(&command.output().unwrap());
+    let pid = answering_pid(&home);
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the daemon's log is private");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("snowflaked ready")
+    );
+    assert!(wait_for_exit(pid, WAIT));
+    // A fresh log is created private as well.
+    std::fs::remove_file(&log).unwrap();
+    let mut command = home.command(emulator.port, &["query", "SELECT 1", "--format", "json"]);
+    command.env("SNOWFLAKED_IDLE_TIMEOUT", "1s");
+    json(&command.output().unwrap());
+    let pid = answering_pid(&home);
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a new log is private");
+    assert!(wait_for_exit(pid, WAIT));
+}
+
+#[test]
+fn output_commands_exit_quietly_when_the_reader_goes_away() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
+    json(&home.run(emulator.port, &["query", "SELECT 1", "--format", "json"]));
+    for args in [
+        &["session", "list"][..],
+        &["session", "list", "--json"],
+        &["status"],
+        &["context"],
+        &["metrics"],
+        &["completions", "bash"],
+        &["query", "SELECT 1"],
+    ] {
+        // `| head` that has already gone: the pipe's reading end is closed before we start.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = home
+            .command(emulator.port, args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} exits 0 on a closed pipe, got {:?}: {}",
+            out.status,
+            stderr(&out)
+        );
+        assert_eq!(stderr(&out), "", "{args:?} says nothing");
+    }
+}
+
+#[test]
+fn durations_are_shown_with_units_and_truthfully() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
+    json(&home.run(emulator.port, &["query", "SELECT 1", "--format", "json"]));
+    let list = stdout(&home.run(emulator.port, &["session", "list"]));
+    assert!(list.contains("default"), "{list}");
+    assert!(!list.contains(" 0 ago"), "a unit even for zero: {list}");
+    assert!(list.contains("s ago"), "{list}");
+    let answer = http::request(
+        &home.socket(),
+        "POST",
+        "/v1/query",
+        None,
+        r#"{"sql": "SELECT SYSTEM$WAIT(30)", "timeout_ms": 1}"#,
+    );
+    assert_eq!(answer.status, 504, "{}", answer.body);
+    let message = answer.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("within 1ms"), "{message}");
+}

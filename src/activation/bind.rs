@@ -3,15 +3,71 @@
 //! The Unix socket's directory is created 0700 and the socket chmod'ed 0600. A socket file
 //! left by a dead daemon (nothing answers a connect) is replaced; one where a daemon still
 //! answers is not stolen. TCP is accepted on loopback addresses only.
+//!
+//! A bound socket file is remembered by device and inode ([`BoundSocket`]), so the daemon
+//! removes the path only while it is still the socket it bound: a successor that replaced it
+//! keeps its own.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A socket file this process created, identified by device, inode and status-change time
+/// (a file system may give a new socket the inode number of one just removed; its ctime then
+/// differs unless both fall in the same clock tick).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundSocket {
+    pub path: PathBuf,
+    identity: FileIdentity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    device: u64,
+    inode: u64,
+    changed: (i64, i64),
+}
+
+impl FileIdentity {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            device: meta.dev(),
+            inode: meta.ino(),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+impl BoundSocket {
+    /// Remembers the socket file now at `path`.
+    fn at(path: &Path) -> io::Result<Self> {
+        Ok(Self {
+            path: path.to_path_buf(),
+            identity: FileIdentity::of(&std::fs::symlink_metadata(path)?),
+        })
+    }
+
+    /// Removes the file if it is still the socket this process bound; returns whether it
+    /// did. Call it while the listener is still open: a daemon started meanwhile then finds
+    /// the socket answering and does not replace it, so the check and the unlink cannot be
+    /// split by a replacement.
+    pub fn remove_if_ours(&self) -> io::Result<bool> {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) if FileIdentity::of(&meta) == self.identity => {
+                std::fs::remove_file(&self.path)?;
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
 
 /// Binds the API socket at `path`.
-pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+pub fn bind_unix(path: &Path) -> io::Result<(UnixListener, BoundSocket)> {
     if let Some(dir) = path.parent()
         && !dir.exists()
     {
@@ -54,7 +110,8 @@ pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
     }
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
+    let bound = BoundSocket::at(path)?;
+    Ok((listener, bound))
 }
 
 /// Binds a loopback TCP address.
@@ -78,7 +135,7 @@ mod tests {
     fn a_stale_socket_is_replaced_and_a_live_one_is_not_stolen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run/api.sock");
-        let live = bind_unix(&path).unwrap();
+        let (live, _) = bind_unix(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let dir_mode = std::fs::metadata(path.parent().unwrap())
@@ -93,6 +150,24 @@ mod tests {
         // The file remains but nobody listens: stale.
         assert!(path.exists());
         let _again = bind_unix(&path).unwrap();
+    }
+
+    #[test]
+    fn only_the_socket_this_process_bound_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.sock");
+        let (first, ours) = bind_unix(&path).unwrap();
+        drop(first);
+        // A second link keeps the first inode allocated, so the successor's socket cannot
+        // reuse its number (which the identity check also guards against, by ctime).
+        std::fs::hard_link(&path, dir.path().join("first.sock")).unwrap();
+        // A successor replaces the stale socket with its own.
+        let (_successor, theirs) = bind_unix(&path).unwrap();
+        assert!(!ours.remove_if_ours().unwrap(), "not ours any more");
+        assert!(path.exists(), "the successor's socket is kept");
+        assert!(theirs.remove_if_ours().unwrap());
+        assert!(!path.exists());
+        assert!(!theirs.remove_if_ours().unwrap(), "already gone");
     }
 
     #[test]

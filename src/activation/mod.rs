@@ -4,7 +4,8 @@
 //! Inherited sockets must be taken before the async runtime starts, because taking them
 //! clears the `LISTEN_*` variables (which is only sound while the process has one thread).
 //! The daemon never unlinks a socket it did not bind: only [`Listeners::bound_paths`] are
-//! removed on exit.
+//! removed, at the start of shutdown, and only while each is still the socket file it bound
+//! (same device and inode).
 
 pub mod bind;
 #[cfg(target_os = "macos")]
@@ -14,7 +15,6 @@ pub mod systemd;
 use std::fmt;
 use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
 
 /// The fd name of the API socket in `snowflaked.socket` (`FileDescriptorName=api`) and the
 /// launchd `Sockets` key.
@@ -50,8 +50,8 @@ pub struct Listeners {
     pub unix: Option<(UnixListener, String)>,
     pub tcp: Option<TcpListener>,
     pub activation: Activation,
-    /// Socket files this process created, and so removes on exit.
-    pub bound_paths: Vec<PathBuf>,
+    /// Socket files this process created, and so removes when it stops.
+    pub bound_paths: Vec<bind::BoundSocket>,
 }
 
 impl Listeners {

@@ -1,13 +1,13 @@
 //! The small subcommands: `use`, `context`, `status`, `session …`, `cancel`, `stop`,
 //! `metrics`, `config`.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use comfy_table::{Table, presets};
 use hyper::Method;
 
 use super::ContextKind;
+use super::output::outln;
 use crate::api::{Ack, ContextResponse, ContextUpdate, NewSession, SessionList, Status};
 use crate::client::{Client, ClientError};
 use crate::config::{Auth, paths, sources};
@@ -35,7 +35,7 @@ pub async fn use_context(
 pub async fn context(client: &Client, json: bool) -> Result<ExitCode, ClientError> {
     let response: ContextResponse = client.get(Method::GET, "/v1/context").await?;
     if json {
-        println!("{}", serde_json::to_string(&response).unwrap_or_default());
+        outln!("{}", serde_json::to_string(&response).unwrap_or_default());
     } else {
         print_context(&response);
     }
@@ -45,23 +45,23 @@ pub async fn context(client: &Client, json: bool) -> Result<ExitCode, ClientErro
 fn print_context(response: &ContextResponse) {
     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
     let c = &response.context;
-    println!("token      {}", response.token);
-    println!("database   {}", show(&c.database));
-    println!("schema     {}", show(&c.schema));
-    println!("warehouse  {}", show(&c.warehouse));
-    println!("role       {}", show(&c.role));
+    outln!("token      {}", response.token);
+    outln!("database   {}", show(&c.database));
+    outln!("schema     {}", show(&c.schema));
+    outln!("warehouse  {}", show(&c.warehouse));
+    outln!("role       {}", show(&c.role));
     if let Some(tag) = &c.query_tag {
-        println!("query tag  {tag}");
+        outln!("query tag  {tag}");
     }
     if response.in_transaction {
-        println!("an open transaction holds this token's session (COMMIT or ROLLBACK ends it)");
+        outln!("an open transaction holds this token's session (COMMIT or ROLLBACK ends it)");
     }
 }
 
 pub async fn status(client: &Client, json: bool) -> Result<ExitCode, ClientError> {
     let status: Status = client.get(Method::GET, "/v1/status").await?;
     if json {
-        println!("{}", serde_json::to_string(&status).unwrap_or_default());
+        outln!("{}", serde_json::to_string(&status).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
     let idle = match (status.idle_timeout_s, status.idle_left_s) {
@@ -73,21 +73,26 @@ pub async fn status(client: &Client, json: bool) -> Result<ExitCode, ClientError
         (_, None) => "busy".to_string(),
     };
     let s = &status.sessions;
-    println!(
+    outln!(
         "snowflaked {} · pid {} · up {} · {}",
         status.version,
         status.pid,
         humantime::format_duration(std::time::Duration::from_secs(status.uptime_s)),
         activation_label(&status.activation)
     );
-    println!("idle       {idle}");
-    println!("listening  {}", status.listeners.join(", "));
-    println!("snowflake  {}", status.connection);
-    println!(
+    outln!("idle       {idle}");
+    outln!("listening  {}", status.listeners.join(", "));
+    outln!("snowflake  {}", status.connection);
+    outln!(
         "sessions   {} in use · {} idle · {} logging in · max {} ({} logins, {} failed)",
-        s.in_use, s.idle, s.logging_in, s.max, s.logins, s.login_failures
+        s.in_use,
+        s.idle,
+        s.logging_in,
+        s.max,
+        s.logins,
+        s.login_failures
     );
-    println!(
+    outln!(
         "tokens     {} · {} open transaction{}",
         status.tokens,
         status.open_transactions,
@@ -97,9 +102,11 @@ pub async fn status(client: &Client, json: bool) -> Result<ExitCode, ClientError
             "s"
         }
     );
-    println!(
+    outln!(
         "queries    {} served · {} failed · {} running",
-        status.queries.served, status.queries.failed, status.queries.running
+        status.queries.served,
+        status.queries.failed,
+        status.queries.running
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -115,7 +122,7 @@ fn activation_label(activation: &str) -> &str {
 
 pub async fn session_new(client: &Client) -> Result<ExitCode, ClientError> {
     let minted: NewSession = client.call(Method::POST, "/v1/sessions", &(), None).await?;
-    println!("{}", minted.token);
+    outln!("{}", minted.token);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -125,14 +132,14 @@ pub async fn session_end(client: &Client, token: Option<String>) -> Result<ExitC
         target.token = token;
     }
     let ack: Ack = target.get(Method::DELETE, "/v1/sessions/current").await?;
-    println!("{}", ack.message);
+    outln!("{}", ack.message);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn session_list(client: &Client, json: bool) -> Result<ExitCode, ClientError> {
     let list: SessionList = client.get(Method::GET, "/v1/sessions").await?;
     if json {
-        println!("{}", serde_json::to_string(&list).unwrap_or_default());
+        outln!("{}", serde_json::to_string(&list).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = Table::new();
@@ -161,11 +168,13 @@ pub async fn session_list(client: &Client, json: bool) -> Result<ExitCode, Clien
             },
             format!(
                 "{} ago",
-                crate::config::duration::format(std::time::Duration::from_secs(s.last_used_s_ago))
+                crate::config::duration::format_elapsed(std::time::Duration::from_secs(
+                    s.last_used_s_ago
+                ))
             ),
         ]);
     }
-    println!("{table}");
+    outln!("{table}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -173,7 +182,7 @@ pub async fn cancel(client: &Client, id: &str) -> Result<ExitCode, ClientError> 
     let ack: Ack = client
         .call(Method::POST, &format!("/v1/queries/{id}/cancel"), &(), None)
         .await?;
-    println!("{}", ack.message);
+    outln!("{}", ack.message);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -184,13 +193,13 @@ pub async fn stop(client: &Client) -> Result<ExitCode, ClientError> {
     let ack: Ack = no_start
         .call(Method::POST, "/v1/shutdown", &(), None)
         .await?;
-    println!("{}", ack.message);
+    outln!("{}", ack.message);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn metrics(client: &Client) -> Result<ExitCode, ClientError> {
     let text = client.text("/metrics").await?;
-    let _ = std::io::stdout().write_all(text.as_bytes());
+    super::output::write(text.as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -204,8 +213,8 @@ pub fn config(check: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    println!("config file   {}", paths::config_file(&env).display());
-    println!(
+    outln!("config file   {}", paths::config_file(&env).display());
+    outln!(
         "socket        {}",
         settings
             .socket
@@ -214,9 +223,9 @@ pub fn config(check: bool) -> ExitCode {
             .display()
     );
     if let Some(tcp) = settings.tcp {
-        println!("tcp           {tcp}");
+        outln!("tcp           {tcp}");
     }
-    println!(
+    outln!(
         "state dir     {}",
         settings
             .state_dir
@@ -224,11 +233,11 @@ pub fn config(check: bool) -> ExitCode {
             .unwrap_or_else(|| paths::state_dir(&env))
             .display()
     );
-    println!(
+    outln!(
         "idle timeout  {}",
         crate::config::duration::format(settings.idle_timeout)
     );
-    println!(
+    outln!(
         "pool          max {} · warm {} · checkout timeout {} · heartbeat {} · recycle after {}",
         settings.pool.max_size,
         settings.pool.min_idle,
@@ -236,7 +245,7 @@ pub fn config(check: bool) -> ExitCode {
         crate::config::duration::format(settings.pool.heartbeat_interval),
         crate::config::duration::format(settings.pool.max_lifetime)
     );
-    println!(
+    outln!(
         "queries       max rows {} · timeout {} · read-only {}",
         settings.query.max_rows,
         crate::config::duration::format(settings.query.timeout),
@@ -249,18 +258,18 @@ pub fn config(check: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    println!("connection    {}", connection.source);
-    println!("account       {}", connection.account);
-    println!("user          {}", connection.user);
+    outln!("connection    {}", connection.source);
+    outln!("account       {}", connection.account);
+    outln!("user          {}", connection.user);
     let credential = match &connection.auth {
         Auth::KeyPair {
             private_key_file, ..
         } => format!("key pair ({})", private_key_file.display()),
         other => format!("{} <redacted>", other.method()),
     };
-    println!("credential    {credential}");
+    outln!("credential    {credential}");
     if let Some(url) = connection.base_url() {
-        println!("endpoint      {url}");
+        outln!("endpoint      {url}");
     }
     for (label, value) in [
         ("warehouse", &connection.warehouse),
@@ -269,7 +278,7 @@ pub fn config(check: bool) -> ExitCode {
         ("role", &connection.role),
     ] {
         if let Some(value) = value {
-            println!("{label:<13} {value}");
+            outln!("{label:<13} {value}");
         }
     }
     if !check {
@@ -316,7 +325,7 @@ pub fn config(check: bool) -> ExitCode {
                     .map(|r| crate::row::values(r))
                     .unwrap_or_default();
                 let cell = |i: usize| row.get(i).map(super::format::cell_text).unwrap_or_default();
-                println!(
+                outln!(
                     "check         logged in: account {} · user {} · role {} · warehouse {}",
                     cell(0),
                     cell(1),
@@ -326,7 +335,7 @@ pub fn config(check: bool) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                println!("check         logged in; reading the session's identity failed: {e}");
+                outln!("check         logged in; reading the session's identity failed: {e}");
                 ExitCode::SUCCESS
             }
         }

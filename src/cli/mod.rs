@@ -7,6 +7,7 @@
 pub mod commands;
 pub mod format;
 pub mod install;
+pub mod output;
 pub mod query;
 pub mod serve;
 
@@ -135,7 +136,9 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "snowflaked", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "snowflaked", &mut script);
+            output::write(&script);
             ExitCode::SUCCESS
         }
         Command::Config { check } => commands::config(check),

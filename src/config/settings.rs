@@ -133,6 +133,9 @@ pub struct TokenSettings {
     /// Roll back a transaction left open and idle for this long (`0`: never).
     #[serde(deserialize_with = "duration::deserialize")]
     pub transaction_idle_timeout: Duration,
+    /// Keep at most this many tokens (minted and named); more are refused with 429. It also
+    /// bounds the state file, which every saved change rewrites.
+    pub max: usize,
 }
 
 impl Default for TokenSettings {
@@ -140,6 +143,7 @@ impl Default for TokenSettings {
         Self {
             ttl: Duration::from_secs(30 * 24 * 3600),
             transaction_idle_timeout: Duration::from_secs(10 * 60),
+            max: crate::sessions::registry::DEFAULT_MAX_TOKENS,
         }
     }
 }

@@ -72,6 +72,7 @@ const SETTINGS_VARIABLES: &[&str] = &[
     "SNOWFLAKED_QUERY__MAX_CHARS",
     "SNOWFLAKED_TOKENS__TTL",
     "SNOWFLAKED_TOKENS__TRANSACTION_IDLE_TIMEOUT",
+    "SNOWFLAKED_TOKENS__MAX",
 ];
 
 /// Finds the Snowflake connection by the documented precedence.

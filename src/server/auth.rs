@@ -243,7 +243,7 @@ mod tests {
     fn over_tcp_the_host_is_checked_before_anything_else() {
         let registry = Registry::in_memory(std::time::Duration::from_secs(60));
         let minted = token::mint().unwrap();
-        registry.add_minted(&minted);
+        registry.add_minted(&minted).unwrap();
         let bearer = format!("Bearer {minted}");
         let uri: Uri = "/health".parse().unwrap();
         let ask = |host: Option<&[u8]>, auth: Option<&[u8]>| {

@@ -5,6 +5,7 @@ use hyper::StatusCode;
 
 use crate::api::{ErrorBody, ErrorDetail};
 use crate::runner::RunError;
+use crate::sessions::registry::RegistryError;
 
 /// A failure on its way to the client.
 #[derive(Debug)]
@@ -54,6 +55,18 @@ impl ApiError {
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             error: (*self.detail).clone(),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> Self {
+        let message = error.to_string();
+        match error {
+            RegistryError::Full { .. } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_tokens", message)
+                .with_hint("end tokens no longer in use (`snowflaked session list`, `snowflaked session end TOKEN`) or raise tokens.max"),
+            RegistryError::NotSaved { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "state_not_saved", message)
+                .with_hint("check that the state directory is writable and the disk not full"),
         }
     }
 }

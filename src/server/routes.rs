@@ -67,15 +67,20 @@ async fn route(
         (Method::GET, ["metrics"]) => Ok(metrics(state)),
         (Method::GET, ["v1", "status"]) => Ok(json(StatusCode::OK, &status(state))),
         (Method::POST, ["v1", "query"]) => {
+            state.runner.registry().admit(&token)?;
             let request_id = header(&request, api::REQUEST_ID_HEADER)?;
             let body: api::QueryRequest = read_json(state, request).await?;
-            query(state, &token, body, request_id).await
+            let answer = query(state, &token, body, request_id).await;
+            // A statement may have changed the context even if a later one failed.
+            state.runner.registry().persisted().await?;
+            answer
         }
         (Method::GET, ["v1", "context"]) => Ok(json(
             StatusCode::OK,
             &context_response(state, &token).await?,
         )),
         (Method::PUT, ["v1", "context"]) => {
+            state.runner.registry().admit(&token)?;
             let update: api::ContextUpdate = read_json(state, request).await?;
             let change = ContextChange {
                 database: update.database,
@@ -84,7 +89,9 @@ async fn route(
                 role: update.role,
                 query_tag: update.query_tag,
             };
-            state.runner.set_context(&token, change).await?;
+            let changed = state.runner.set_context(&token, change).await;
+            state.runner.registry().persisted().await?;
+            changed?;
             Ok(json(
                 StatusCode::OK,
                 &context_response(state, &token).await?,
@@ -101,7 +108,8 @@ async fn route(
                     format!("no randomness: {e}"),
                 )
             })?;
-            state.runner.registry().add_minted(&minted);
+            state.runner.registry().add_minted(&minted)?;
+            state.runner.registry().persisted().await?;
             tracing::info!(token = %crate::sessions::token::for_log(&minted), "token minted");
             Ok(json(
                 StatusCode::CREATED,
@@ -114,6 +122,7 @@ async fn route(
         }
         (Method::DELETE, ["v1", "sessions", "current"]) => {
             let existed = state.runner.end_token(&token).await?;
+            state.runner.registry().persisted().await?;
             tracing::info!(token = %crate::sessions::token::for_log(&token), existed, "token ended");
             Ok(json(
                 StatusCode::OK,

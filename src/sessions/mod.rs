@@ -11,6 +11,7 @@ pub mod context;
 pub mod registry;
 pub mod store;
 pub mod token;
+pub mod writer;
 
 pub use context::Context;
 pub use registry::Registry;
