@@ -270,6 +270,7 @@ def _find_call(sql: str, start: re.Pattern[str], call: re.Pattern[str]) -> re.Ma
 _IDENT = r'("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 _USE_WAREHOUSE_RE = re.compile(rf"^\s*USE\s+WAREHOUSE\s+{_IDENT}\s*;?\s*$", re.I)
 _USE_ROLE_RE = re.compile(rf"^\s*USE\s+ROLE\s+{_IDENT}\s*;?\s*$", re.I)
+_DROP_DATABASE_RE = re.compile(rf"^\s*DROP\s+DATABASE\s+(IF\s+EXISTS\s+)?{_IDENT}\s*(?:CASCADE|RESTRICT)?\s*;?\s*$", re.I)
 _USE_SECONDARY_RE = re.compile(r"^\s*USE\s+SECONDARY\s+ROLES?\b", re.I)
 # fakesnow fails every ALTER SESSION; the query tag is the one session parameter snowflaked
 # sets, so the emulator accepts setting and unsetting it (and nothing else).
@@ -633,6 +634,11 @@ class Emulator:
         if _QUERY_TAG_RE.match(sql):
             return self._success(token, run.query_id, "status", "Statement executed successfully.", statement_type.USE)
 
+        drop_db = _DROP_DATABASE_RE.match(sql)
+        if drop_db:
+            async with state.lock:
+                return self._drop_database(token, run.query_id, ident_value(drop_db[2]), bool(drop_db[1]))
+
         if _USE_SECONDARY_RE.match(sql):
             # accepted and ignored: the emulator has no roles to activate
             return self._success(token, run.query_id, "status", "Statement executed successfully.", statement_type.USE)
@@ -709,6 +715,29 @@ class Emulator:
             data["finalWarehouseName"] = state.warehouse
             data["finalRoleName"] = self._role(state)
         return JSONResponse(payload)
+
+    def _drop_database(self, token: str, query_id: str, name: str, if_exists: bool) -> JSONResponse:
+        """DROP DATABASE, which fakesnow cannot parse: DuckDB detaches the database.
+
+        Sessions whose current database it was are left without one, as in Snowflake: their
+        unqualified names fail (090105) until they USE another database.
+        """
+        duck = fs_server.sessions[token]._duck_conn
+        exists = duck.execute(
+            "select count(*) from duckdb_databases() where upper(database_name) = ?", [name.upper()]
+        ).fetchone()[0]
+        if not exists:
+            if if_exists:
+                return self._success(token, query_id, "status", "Drop statement executed successfully.", statement_type.DDL)
+            return self.error_response("002003", f"Database '{name}' does not exist or not authorized.", "02000", query_id)
+        for conn in fs_server.sessions.values():
+            current = conn._duck_conn.execute("select current_database()").fetchone()[0]
+            if str(current).upper() == name.upper():
+                conn._duck_conn.execute("USE memory.main")
+                conn.database, conn.database_set = None, False
+                conn._schema, conn.schema_set = None, False
+        duck.execute(f'DETACH DATABASE "{name}"')
+        return self._success(token, query_id, "status", f"{name} successfully dropped.", statement_type.DDL)
 
     async def abort_request(self, request: Request) -> Response:
         token, early = self._check_session(request)

@@ -634,3 +634,22 @@ def test_release_waits_finishes_marked_waits_now(raw: Raw) -> None:
     raw.abort(other, keeps)
     assert kept.result()[1]["code"] == "000604"
     assert raw.request("POST", "/__emulator/release-waits", {"containing": ""})[0] == 400
+
+
+def test_drop_database_leaves_its_users_without_a_current_database(raw: Raw) -> None:
+    user, _ = raw.login()
+    dropper, _ = raw.login()
+    name = unique_name()
+    raw.ok(user, f"CREATE DATABASE {name}")
+    raw.ok(user, f"CREATE SCHEMA {name}.PUBLIC")
+    raw.ok(user, f"USE SCHEMA {name}.PUBLIC")
+    raw.ok(user, "CREATE TABLE T (n INT)")
+    data = raw.ok(dropper, f"DROP DATABASE {name}")
+    assert data["rowset"] == [[f"{name} successfully dropped."]]
+    status, payload = raw.query(user, "SELECT * FROM T")
+    assert payload["success"] is False and payload["code"] == "090105", payload
+    assert raw.ok(user, "select current_database() d")["rowset"] == [["memory"]]
+    status, payload = raw.query(dropper, f"DROP DATABASE {name}")
+    assert payload["code"] == "002003", payload
+    raw.ok(dropper, f"DROP DATABASE IF EXISTS {name}")
+    assert raw.query(user, f"USE SCHEMA {name}.PUBLIC")[1]["success"] is False
