@@ -412,52 +412,59 @@ fn a_backend_restart_costs_no_request_a_failure() {
     let emulator = emulator::start(&[]);
     let home = Home::new();
     let _daemon = daemon(&home, emulator.port, &[("SNOWFLAKED_POOL__MAX_SIZE", "4")]);
-    // Warm up four pooled sessions: four statements running at once.
-    let marker = unique_db("warm");
-    let warming: Vec<_> = (0..4)
-        .map(|i| in_background(&home, &format!("warm{i}"), &slow_sql(&marker)))
-        .collect();
-    emulator.wait_running_with(&marker, 4);
-    assert_eq!(emulator.release_waits(&marker), 4);
-    for answer in warming {
-        let answer = answer.join().unwrap();
-        assert_eq!(answer.status, 200, "{}", answer.body);
-    }
-    wait_status(&home, "four idle sessions", WAIT, |s| {
-        s["sessions"]["idle"] == 4
-    });
-
-    emulator.restart();
-
-    // Concurrent statements, then sequential ones: every one succeeds.
-    let concurrent: Vec<_> = (0..8)
-        .map(|n| {
-            (
-                n,
-                in_background(
-                    &home,
-                    &format!("after{}", n % 5),
-                    &format!("SELECT {n} AS n"),
-                ),
-            )
-        })
-        .collect();
     let mut failures = Vec::new();
-    for (n, answer) in concurrent {
-        let answer = answer.join().unwrap();
-        if answer.status != 200 || answer.json()["rows"][0][0] != n {
-            failures.push(format!("concurrent {n}: {} {}", answer.status, answer.body));
+    // Three restarts, each with four warm pooled sessions that all go stale at once.
+    for cycle in 0..3 {
+        let marker = unique_db(&format!("warm{cycle}"));
+        let warming: Vec<_> = (0..4)
+            .map(|i| in_background(&home, &format!("warm{i}"), &slow_sql(&marker)))
+            .collect();
+        emulator.wait_running_with(&marker, 4);
+        assert_eq!(emulator.release_waits(&marker), 4);
+        for answer in warming {
+            let answer = answer.join().unwrap();
+            if answer.status != 200 {
+                failures.push(format!(
+                    "cycle {cycle} warm-up: {} {}",
+                    answer.status, answer.body
+                ));
+            }
         }
-    }
-    for n in 0..8 {
-        let answer = query(&home, &format!("seq{}", n % 3), &format!("SELECT {n} AS n"));
-        if answer.status != 200 || answer.json()["rows"][0][0] != n {
-            failures.push(format!("sequential {n}: {} {}", answer.status, answer.body));
+        wait_status(&home, "four idle sessions", WAIT, |s| {
+            s["sessions"]["idle"] == 4
+        });
+
+        emulator.restart();
+
+        // Concurrent statements, then sequential ones: every one succeeds.
+        let concurrent: Vec<_> = (0..8)
+            .map(|n| {
+                let token = format!("after{}", n % 5);
+                (n, in_background(&home, &token, &format!("SELECT {n} AS n")))
+            })
+            .collect();
+        for (n, answer) in concurrent {
+            let answer = answer.join().unwrap();
+            if answer.status != 200 || answer.json()["rows"][0][0] != n {
+                failures.push(format!(
+                    "cycle {cycle} concurrent {n}: {} {}",
+                    answer.status, answer.body
+                ));
+            }
+        }
+        for n in 0..8 {
+            let answer = query(&home, &format!("seq{}", n % 3), &format!("SELECT {n} AS n"));
+            if answer.status != 200 || answer.json()["rows"][0][0] != n {
+                failures.push(format!(
+                    "cycle {cycle} sequential {n}: {} {}",
+                    answer.status, answer.body
+                ));
+            }
         }
     }
     assert!(
         failures.is_empty(),
-        "{} of 16 requests failed after the restart:\n{}\n{}",
+        "{} of 48 requests failed after restarts:\n{}\n{}",
         failures.len(),
         failures.join("\n"),
         daemon_log(&home)
