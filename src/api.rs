@@ -211,4 +211,8 @@ pub struct ErrorDetail {
     /// For a failed statement of a transaction request: its 1-based position.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statement: Option<usize>,
+    /// What the token's saved context lacked when the statement ran (the client prints each
+    /// on stderr, as for a successful answer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }

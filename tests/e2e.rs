@@ -4,6 +4,11 @@
 
 mod support;
 
+// A crate root resolves `mod pool;` next to itself (tests/pool.rs, which cargo would build as a
+// test binary of its own); the module lives under tests/e2e/ instead.
+#[path = "e2e/pool.rs"]
+mod pool;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

@@ -197,6 +197,10 @@ async fn run_client(client: Client, command: Command) -> ExitCode {
 pub fn report(error: &ClientError) -> ExitCode {
     match error {
         ClientError::Api { error: detail, .. } => {
+            // Printed first: a context that could not be applied is often why it failed.
+            for warning in &detail.warnings {
+                eprintln!("warning: {warning}");
+            }
             let mut line = format!("error: {}", detail.message);
             let mut facts = Vec::new();
             if let Some(statement) = detail.statement {

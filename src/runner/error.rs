@@ -26,6 +26,9 @@ pub enum RunError {
         statement: Option<usize>,
         /// A transaction request was rolled back because of this failure.
         rolled_back: bool,
+        /// What the token's saved context lacked when the statement ran (a dropped database,
+        /// a revoked role): often the reason it failed, so the client must see it here too.
+        warnings: Vec<String>,
     },
     /// Logging in failed (credentials, account, key file).
     #[error("{0}")]
@@ -77,6 +80,7 @@ impl From<BackendError> for RunError {
                 query_id,
                 statement: None,
                 rolled_back: false,
+                warnings: Vec::new(),
             },
             BackendError::Login { .. } => RunError::Login(e.to_string()),
             BackendError::Unreachable(_) | BackendError::Protocol(_) => {
@@ -102,6 +106,14 @@ impl From<PoolError> for RunError {
 }
 
 impl RunError {
+    /// Attaches the request's context warnings to a failed statement.
+    pub fn with_warnings(mut self, request_warnings: Vec<String>) -> Self {
+        if let RunError::Statement { warnings, .. } = &mut self {
+            *warnings = request_warnings;
+        }
+        self
+    }
+
     /// Attaches the failing statement's position in a multi-statement request.
     pub fn at_statement(mut self, index: usize, rolled_back_now: bool) -> Self {
         if let RunError::Statement {

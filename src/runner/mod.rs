@@ -230,7 +230,7 @@ impl Runner {
                 self.registry.set_in_transaction(token, false);
                 Err(RunError::TransactionLost)
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.with_warnings(request.warnings)),
             Ok((output, summaries, in_transaction)) => Ok(QueryOutcome {
                 output,
                 statements: summaries,

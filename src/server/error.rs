@@ -26,6 +26,7 @@ impl ApiError {
                 query_id: None,
                 hint: None,
                 statement: None,
+                warnings: Vec::new(),
             }),
         }
     }
@@ -88,6 +89,7 @@ impl From<RunError> for ApiError {
                 query_id,
                 statement,
                 rolled_back,
+                warnings,
                 ..
             } => {
                 let mut e = ApiError::new(
@@ -108,6 +110,7 @@ impl From<RunError> for ApiError {
                 e.detail.sqlstate = sqlstate;
                 e.detail.query_id = query_id;
                 e.detail.statement = statement;
+                e.detail.warnings = warnings;
                 e
             }
             RunError::Login(_) => ApiError::new(StatusCode::BAD_GATEWAY, "login_failed", message)

@@ -245,25 +245,278 @@ fn classify_login_error(describe: &str, error: &sf::Error) -> BackendError {
     }
 }
 
+/// Snowflake codes that mean the session token is no longer accepted: the session is gone, the
+/// statement did not run, and only a new login helps. Each is named in the official
+/// connectors' sources (Python `network.py`, Node.js `gs_errors.js`, JDBC `Constants`).
+pub(crate) const SESSION_GONE_CODES: &[(&str, &str)] = &[
+    // Node.js SESSION_TOKEN_INVALID; what Snowflake (and the emulator) answer, at HTTP 401,
+    // for a token it does not know, e.g. after a backend restart.
+    (
+        "390104",
+        "the session token is invalid: \"User must login again\"",
+    ),
+    // Node.js GONE_SESSION: the session was closed or dropped on Snowflake's side.
+    ("390111", "the session no longer exists"),
+    // Python SESSION_EXPIRED_GS_CODE, JDBC SESSION_EXPIRED_GS_CODE: the token's validity ran out.
+    ("390112", "the session token expired"),
+    // Python MASTER_TOKEN_NOTFOUND_GS_CODE: the session cannot be renewed any more.
+    ("390113", "the session's master token was not found"),
+    // Python MASTER_TOKEN_EXPIRED_GS_CODE, JDBC AUTH_TOKEN_EXPIRED_GS_CODE, Node.js
+    // MASTER_TOKEN_EXPIRED: the session outlived its master token (about four hours).
+    ("390114", "the session's master token expired"),
+    // Python MASTER_TOKEN_INVALD_GS_CODE: the session's master token is not accepted.
+    ("390115", "the session's master token is invalid"),
+];
+
+/// Whether `code` is one of [`SESSION_GONE_CODES`].
+pub(crate) fn is_session_gone_code(code: &str) -> bool {
+    SESSION_GONE_CODES.iter().any(|(gone, _)| *gone == code)
+}
+
 /// Maps the crate's error to what the daemon does about it.
 fn classify(error: &sf::Error) -> BackendError {
-    let query_id = error.query_id().map(str::to_string);
-    match error.kind() {
+    classify_parts(ErrorParts {
+        kind: error.kind(),
+        code: error.snowflake_code(),
+        message: error.snowflake_message(),
+        text: error.to_string(),
+        query_id: error.query_id().map(str::to_string),
+    })
+}
+
+/// What [`classify`] reads from the crate's error; a plain struct so the classification can be
+/// tested (the crate's error values cannot be built outside it).
+struct ErrorParts<'a> {
+    kind: sf::ErrorKind,
+    code: Option<&'a str>,
+    message: Option<&'a str>,
+    /// The error's display text: for a non-2xx answer the crate keeps only
+    /// `HTTP {status}: {body preview}`, so the Snowflake code of a 401 is read from here.
+    text: String,
+    query_id: Option<String>,
+}
+
+fn classify_parts(error: ErrorParts<'_>) -> BackendError {
+    let ErrorParts {
+        kind,
+        code,
+        message,
+        text,
+        query_id,
+    } = error;
+    match kind {
         sf::ErrorKind::SessionExpired => BackendError::SessionExpired { query_id },
-        sf::ErrorKind::Network | sf::ErrorKind::Timeout => {
-            BackendError::Unreachable(error.to_string())
+        // A session-gone code that the crate does not know (it knows only 390112).
+        sf::ErrorKind::Server if code.is_some_and(is_session_gone_code) => {
+            BackendError::SessionExpired { query_id }
         }
+        sf::ErrorKind::Network if http_status_means_session_gone(&text) => {
+            BackendError::SessionExpired { query_id }
+        }
+        sf::ErrorKind::Network | sf::ErrorKind::Timeout => BackendError::Unreachable(text),
         sf::ErrorKind::Cancelled => BackendError::Cancelled { query_id },
         sf::ErrorKind::Server => BackendError::Statement {
-            message: error
-                .snowflake_message()
-                .map(str::to_string)
-                .unwrap_or_else(|| error.to_string()),
-            code: error.snowflake_code().map(str::to_string),
+            message: message.map(str::to_string).unwrap_or(text),
+            code: code.map(str::to_string),
             sqlstate: None,
             query_id,
         },
-        _ if error.is_session_expired() => BackendError::SessionExpired { query_id },
-        _ => BackendError::Protocol(error.to_string()),
+        _ if code.is_some_and(is_session_gone_code) => BackendError::SessionExpired { query_id },
+        _ => BackendError::Protocol(text),
+    }
+}
+
+/// A statement answered with a non-2xx HTTP status (`HTTP {status}: {body}` in the crate's
+/// words) whose body carries a session-gone code, or with 401 at all: a statement request's
+/// only credential is its session token, so "unauthorized" means that token was refused.
+fn http_status_means_session_gone(text: &str) -> bool {
+    let Some((status, body)) = text
+        .strip_prefix("HTTP ")
+        .and_then(|rest| rest.split_once(": "))
+    else {
+        return false;
+    };
+    if status == "401" {
+        return true;
+    }
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|body| {
+            body.get("code")
+                .and_then(|c| c.as_str())
+                .map(str::to_string)
+        })
+        .is_some_and(|code| is_session_gone_code(&code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(kind: sf::ErrorKind, code: Option<&'static str>, text: &str) -> ErrorParts<'static> {
+        ErrorParts {
+            kind,
+            code,
+            message: Some("from Snowflake"),
+            text: text.to_string(),
+            query_id: Some("q1".into()),
+        }
+    }
+
+    #[test]
+    fn every_session_gone_code_is_session_expiry_whatever_the_crate_calls_it() {
+        for (code, why) in SESSION_GONE_CODES {
+            for kind in [
+                sf::ErrorKind::Server,
+                sf::ErrorKind::SessionExpired,
+                sf::ErrorKind::Auth,
+                sf::ErrorKind::Protocol,
+            ] {
+                let error = classify_parts(parts(kind, Some(code), "Snowflake server error"));
+                assert!(
+                    error.is_session_expired(),
+                    "{code} ({why}) as {kind:?} became {error:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_401_for_an_unknown_token_is_session_expiry_not_unreachable() {
+        // What the emulator (fakesnow) answers for a token it does not know, e.g. after a
+        // restart, in the crate's words.
+        let text = r#"HTTP 401: {"data":null,"code":"390104","message":"User must login again to access the service.","success":false}"#;
+        let error = classify_parts(parts(sf::ErrorKind::Network, None, text));
+        assert!(error.is_session_expired(), "{error:?}");
+        // A 401 whose body is cut or not JSON still means the token was refused.
+        let error = classify_parts(parts(sf::ErrorKind::Network, None, "HTTP 401: <html>"));
+        assert!(error.is_session_expired(), "{error:?}");
+    }
+
+    #[test]
+    fn other_http_statuses_carrying_a_session_gone_code_are_session_expiry() {
+        let text =
+            r#"HTTP 403: {"code":"390111","message":"Session no longer exists.","success":false}"#;
+        let error = classify_parts(parts(sf::ErrorKind::Network, None, text));
+        assert!(error.is_session_expired(), "{error:?}");
+    }
+
+    /// Answers each HTTP request on `listener` with the next of `answers` (status, body).
+    async fn scripted_server(listener: tokio::net::TcpListener, answers: Vec<(u16, &'static str)>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        for (status, body) in answers {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            // Read the head and a body of Content-Length bytes.
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            loop {
+                let n = socket.read(&mut buffer).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buffer[..n]);
+                let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                if let Some(head_end) = text.find("\r\n\r\n") {
+                    let length = text[..head_end]
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if request.len() >= head_end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            let answer = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(answer.as_bytes()).await.unwrap();
+            socket.shutdown().await.ok();
+        }
+    }
+
+    /// The real client crate against a server that logs in, then refuses the token the way
+    /// Snowflake (and the emulator after a restart) does: HTTP 401, code 390104.
+    #[tokio::test]
+    async fn the_crate_sees_a_401_session_token_invalid_as_session_expiry() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(scripted_server(
+            listener,
+            vec![
+                (
+                    200,
+                    r#"{"success":true,"data":{"token":"t1","masterToken":"m1"}}"#,
+                ),
+                (
+                    401,
+                    r#"{"data":null,"code":"390104","message":"User must login again to access the service.","success":false}"#,
+                ),
+                (
+                    200,
+                    r#"{"data":{"queryId":"q2"},"code":"390111","message":"Session no longer exists.","success":false}"#,
+                ),
+            ],
+        ));
+        let settings = crate::config::ConnectionSettings {
+            source: crate::config::ConnectionSource::Environment("test".into()),
+            account: "test".into(),
+            user: "tester".into(),
+            auth: Auth::Password(crate::secret::Secret::new("not-a-real-password")),
+            host: Some("127.0.0.1".into()),
+            port: Some(port),
+            protocol: Some("http".into()),
+            warehouse: None,
+            database: None,
+            schema: None,
+            role: None,
+        };
+        let backend = ConnectorBackend::new(&settings, Duration::from_secs(30)).unwrap();
+        let session = backend.login().await.expect("login");
+        for _ in 0..2 {
+            let error = session
+                .execute("SELECT 1", None, CancellationToken::new())
+                .await
+                .expect_err("the token was refused");
+            assert!(error.is_session_expired(), "{error:?}");
+        }
+        server.await.unwrap();
+    }
+
+    #[test]
+    fn other_failures_keep_their_meaning() {
+        let unreachable = classify_parts(parts(sf::ErrorKind::Network, None, "network error"));
+        assert!(unreachable.is_unreachable(), "{unreachable:?}");
+        let server_5xx = classify_parts(parts(
+            sf::ErrorKind::Network,
+            None,
+            r#"HTTP 503: {"code":"390100","success":false}"#,
+        ));
+        assert!(server_5xx.is_unreachable(), "{server_5xx:?}");
+        let timeout = classify_parts(parts(sf::ErrorKind::Timeout, None, "timed out"));
+        assert!(timeout.is_unreachable(), "{timeout:?}");
+        // A failed statement, even one whose code starts with 390 (bad credentials is a
+        // login matter, not a dead session), stays a statement error with its code.
+        for code in ["002003", "390100", "390110"] {
+            let statement = classify_parts(parts(sf::ErrorKind::Server, Some(code), "x"));
+            match statement {
+                BackendError::Statement {
+                    code: Some(c),
+                    message,
+                    query_id,
+                    ..
+                } => {
+                    assert_eq!(c, code);
+                    assert_eq!(message, "from Snowflake");
+                    assert_eq!(query_id.as_deref(), Some("q1"));
+                }
+                other => panic!("{code} became {other:?}"),
+            }
+        }
+        let cancelled = classify_parts(parts(sf::ErrorKind::Cancelled, Some("000604"), "x"));
+        assert!(matches!(cancelled, BackendError::Cancelled { .. }));
+        let protocol = classify_parts(parts(sf::ErrorKind::Protocol, None, "bad payload"));
+        assert!(matches!(protocol, BackendError::Protocol(_)));
     }
 }

@@ -15,7 +15,9 @@ pub enum BackendError {
         sqlstate: Option<String>,
         query_id: Option<String>,
     },
-    /// The session token is no longer valid (Snowflake code 390112 and friends).
+    /// The session is gone: its token expired or is no longer known (every code in
+    /// `connector::SESSION_GONE_CODES`, e.g. 390112 expired, 390104 after a backend restart).
+    /// The statement did not run; a fresh login and one retry is the cure.
     #[error("the Snowflake session expired")]
     SessionExpired { query_id: Option<String> },
     /// Snowflake could not be reached or did not answer.

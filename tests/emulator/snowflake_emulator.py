@@ -3,8 +3,9 @@
 This file owns the launcher that serves fakesnow 0.12.1's Starlette handlers with the fixes
 snowflaked's end-to-end tier needs: JSON rowsets instead of Arrow (snowflake-connector-rs reads
 only JSON), query ids on errors, gzip request bodies, logins without SESSION_PARAMETERS,
-per-session CURRENT_WAREHOUSE()/CURRENT_ROLE(), a cancellable SYSTEM$WAIT, injected latency,
-test-only session expiry, and a one-line readiness signal. fakesnow itself is not modified: its
+per-session CURRENT_WAREHOUSE()/CURRENT_ROLE(), a cancellable SYSTEM$WAIT, injected latency
+(changeable at run time), test-only session expiry and login refusal, counters of concurrency,
+and a one-line readiness signal. fakesnow itself is not modified: its
 handlers are called unchanged and only their requests and responses are adjusted here.
 
 Run:  python snowflake_emulator.py --host 127.0.0.1 --port 0
@@ -269,6 +270,7 @@ def _find_call(sql: str, start: re.Pattern[str], call: re.Pattern[str]) -> re.Ma
 _IDENT = r'("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 _USE_WAREHOUSE_RE = re.compile(rf"^\s*USE\s+WAREHOUSE\s+{_IDENT}\s*;?\s*$", re.I)
 _USE_ROLE_RE = re.compile(rf"^\s*USE\s+ROLE\s+{_IDENT}\s*;?\s*$", re.I)
+_DROP_DATABASE_RE = re.compile(rf"^\s*DROP\s+DATABASE\s+(IF\s+EXISTS\s+)?{_IDENT}\s*(?:CASCADE|RESTRICT)?\s*;?\s*$", re.I)
 _USE_SECONDARY_RE = re.compile(r"^\s*USE\s+SECONDARY\s+ROLES?\b", re.I)
 # fakesnow fails every ALTER SESSION; the query tag is the one session parameter snowflaked
 # sets, so the emulator accepts setting and unsetting it (and nothing else).
@@ -326,12 +328,17 @@ class RunningQuery:
     request_id: str
     query_id: str
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    # set by /__emulator/release-waits: a SYSTEM$WAIT in progress finishes successfully now
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    sql: str = ""
 
 
 @dataclass
 class Options:
     login_delay: float = 0.0
     statement_delay: float = 0.0
+    # test-only: logins answer "Incorrect username or password" (HTTP 200, code 390100)
+    refuse_logins: bool = False
 
 
 def _remember(store: collections.OrderedDict[str, None], key: str) -> None:
@@ -404,6 +411,10 @@ class Emulator:
         self.logins = 0
         self.queries = 0
         self.cancelled = 0
+        # logins received and not answered yet (including their injected delay)
+        self.logins_running = 0
+        # the most statements running at once since start or the last reset-peak
+        self.peak_running = 0
 
     # ---- responses -------------------------------------------------------------------------
 
@@ -508,6 +519,12 @@ class Emulator:
                 undo(result)
         raise _Cancelled
 
+    @staticmethod
+    async def _wait_or_release(seconds: float, run: RunningQuery) -> None:
+        """SYSTEM$WAIT: sleep `seconds`, or less if a test releases the statement."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(run.release.wait(), timeout=seconds)
+
     def cancel_all(self) -> None:
         for run in list(self.running.values()):
             run.cancel.set()
@@ -515,8 +532,19 @@ class Emulator:
     # ---- routes ----------------------------------------------------------------------------
 
     async def login_request(self, request: Request) -> Response:
+        self.logins_running += 1
+        try:
+            return await self._login(request)
+        finally:
+            self.logins_running -= 1
+
+    async def _login(self, request: Request) -> Response:
         if self.options.login_delay:
             await asyncio.sleep(self.options.login_delay)
+        if self.options.refuse_logins:
+            return JSONResponse(
+                {"data": None, "code": "390100", "message": "Incorrect username or password was specified.", "success": False}
+            )
         raw = await request.body()
         try:
             body = json.loads(raw or b"{}")
@@ -567,6 +595,7 @@ class Emulator:
             del self.pending_aborts[request_id]
             run.cancel.set()
         self.running[request_id] = run
+        self.peak_running = max(self.peak_running, len(self.running))
         try:
             return await self._run_query(request, token, state, run)
         except _Cancelled:
@@ -587,6 +616,7 @@ class Emulator:
             sql = str(body["sqlText"])
         except (ValueError, KeyError, TypeError):
             return self.error_response("000900", "SQL text is missing or malformed.", "42000", run.query_id)
+        run.sql = sql
 
         if self.options.statement_delay:
             await self._until_cancelled(asyncio.sleep(self.options.statement_delay), run)
@@ -597,12 +627,17 @@ class Emulator:
             if unit not in _WAIT_UNITS:
                 return self.error_response("100069", f"Invalid time unit '{wait[2]}' for SYSTEM$WAIT.", "22023", run.query_id)
             amount = wait[1]
-            await self._until_cancelled(asyncio.sleep(float(amount) * _WAIT_UNITS[unit]), run)
+            await self._until_cancelled(self._wait_or_release(float(amount) * _WAIT_UNITS[unit], run), run)
             name = re.sub(r"\s+", "", wait[0]).upper()
             return self._success(token, run.query_id, name, f"waited {amount} {unit.lower()}", statement_type.SELECT)
 
         if _QUERY_TAG_RE.match(sql):
             return self._success(token, run.query_id, "status", "Statement executed successfully.", statement_type.USE)
+
+        drop_db = _DROP_DATABASE_RE.match(sql)
+        if drop_db:
+            async with state.lock:
+                return self._drop_database(token, run.query_id, ident_value(drop_db[2]), bool(drop_db[1]))
 
         if _USE_SECONDARY_RE.match(sql):
             # accepted and ignored: the emulator has no roles to activate
@@ -680,6 +715,29 @@ class Emulator:
             data["finalWarehouseName"] = state.warehouse
             data["finalRoleName"] = self._role(state)
         return JSONResponse(payload)
+
+    def _drop_database(self, token: str, query_id: str, name: str, if_exists: bool) -> JSONResponse:
+        """DROP DATABASE, which fakesnow cannot parse: DuckDB detaches the database.
+
+        Sessions whose current database it was are left without one, as in Snowflake: their
+        unqualified names fail (090105) until they USE another database.
+        """
+        duck = fs_server.sessions[token]._duck_conn
+        exists = duck.execute(
+            "select count(*) from duckdb_databases() where upper(database_name) = ?", [name.upper()]
+        ).fetchone()[0]
+        if not exists:
+            if if_exists:
+                return self._success(token, query_id, "status", "Drop statement executed successfully.", statement_type.DDL)
+            return self.error_response("002003", f"Database '{name}' does not exist or not authorized.", "02000", query_id)
+        for conn in fs_server.sessions.values():
+            current = conn._duck_conn.execute("select current_database()").fetchone()[0]
+            if str(current).upper() == name.upper():
+                conn._duck_conn.execute("USE memory.main")
+                conn.database, conn.database_set = None, False
+                conn._schema, conn.schema_set = None, False
+        duck.execute(f'DETACH DATABASE "{name}"')
+        return self._success(token, query_id, "status", f"{name} successfully dropped.", statement_type.DDL)
 
     async def abort_request(self, request: Request) -> Response:
         token, early = self._check_session(request)
@@ -771,7 +829,62 @@ class Emulator:
                 "cancelled": self.cancelled,
                 "active_sessions": len(fs_server.sessions),
                 "running": len(self.running),
+                "peak_running": self.peak_running,
+                "running_sql": [run.sql for run in self.running.values()],
+                "logins_running": self.logins_running,
                 "cancelled_request_ids": list(self.cancelled_ids),
+            }
+        )
+
+    async def release_waits(self, request: Request) -> Response:
+        """Finishes now, successfully, every running SYSTEM$WAIT whose SQL contains `containing`
+        (a marker the test put in it), so a test decides when a slow statement returns."""
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            body = None
+        marker = body.get("containing") if isinstance(body, dict) else None
+        if not isinstance(marker, str) or not marker:
+            return JSONResponse({"error": "expected {\"containing\": \"non-empty text\"}"}, status_code=400)
+        released = 0
+        for run in self.running.values():
+            if marker in run.sql and not run.release.is_set():
+                run.release.set()
+                released += 1
+        return JSONResponse({"released": released})
+
+    async def reset_peak(self, request: Request) -> Response:
+        self.peak_running = len(self.running)
+        return JSONResponse({"peak_running": self.peak_running})
+
+    async def set_options(self, request: Request) -> Response:
+        """Changes `login_delay_ms`, `statement_delay_ms` or `refuse_logins` while running;
+        absent fields stay. Answers the options now in force."""
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "expected a JSON object"}, status_code=400)
+        unknown = set(body) - {"login_delay_ms", "statement_delay_ms", "refuse_logins"}
+        if unknown:
+            return JSONResponse({"error": f"unknown options: {sorted(unknown)}"}, status_code=400)
+        try:
+            if "login_delay_ms" in body:
+                self.options.login_delay = float(body["login_delay_ms"]) / 1000.0
+            if "statement_delay_ms" in body:
+                self.options.statement_delay = float(body["statement_delay_ms"]) / 1000.0
+        except (TypeError, ValueError):
+            return JSONResponse({"error": "delays are numbers of milliseconds"}, status_code=400)
+        if "refuse_logins" in body:
+            if not isinstance(body["refuse_logins"], bool):
+                return JSONResponse({"error": "refuse_logins is true or false"}, status_code=400)
+            self.options.refuse_logins = body["refuse_logins"]
+        return JSONResponse(
+            {
+                "login_delay_ms": self.options.login_delay * 1000.0,
+                "statement_delay_ms": self.options.statement_delay * 1000.0,
+                "refuse_logins": self.options.refuse_logins,
             }
         )
 
@@ -779,6 +892,9 @@ class Emulator:
         mine = [
             Route("/__emulator/stats", self.stats, methods=["GET"]),
             Route("/__emulator/expire-sessions", self.expire_sessions, methods=["POST"]),
+            Route("/__emulator/reset-peak", self.reset_peak, methods=["POST"]),
+            Route("/__emulator/release-waits", self.release_waits, methods=["POST"]),
+            Route("/__emulator/options", self.set_options, methods=["POST"]),
             Route("/session/v1/login-request", self.login_request, methods=["POST"]),
             Route("/queries/v1/query-request", self.query_request, methods=["POST"]),
             Route("/queries/v1/abort-request", self.abort_request, methods=["POST"]),

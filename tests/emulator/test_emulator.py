@@ -568,3 +568,88 @@ def test_converter_paths_duckdb_does_not_reach() -> None:
         ["1718454645.123456789", "1718454645.000 1980", "-0.50", "NaN"],
         [None, None, None, "-Infinity"],
     ]
+
+
+def test_options_control_changes_login_delay_and_refuses_logins(raw: Raw) -> None:
+    status, options = raw.request("POST", "/__emulator/options", {"login_delay_ms": 2000})
+    assert status == 200 and options["login_delay_ms"] == 2000 and options["refuse_logins"] is False
+    try:
+        login = Background(raw.login)
+        wait_until(lambda: raw.stats()["logins_running"] == 1, "the delayed login to be in progress")
+        raw.request("POST", "/__emulator/options", {"login_delay_ms": 0})
+        token, _ = login.result()
+        assert raw.stats()["logins_running"] == 0
+        assert raw.ok(token, "select 1 x")["rowset"] == [["1"]]
+
+        raw.request("POST", "/__emulator/options", {"refuse_logins": True})
+        body = {"data": {"ACCOUNT_NAME": "acct", "LOGIN_NAME": "user", "PASSWORD": "pw"}}
+        status, payload = raw.request("POST", "/session/v1/login-request", body)
+        assert status == 200 and payload["success"] is False and payload["code"] == "390100", payload
+        # sessions already logged in keep working
+        assert raw.ok(token, "select 2 x")["rowset"] == [["2"]]
+
+        assert raw.request("POST", "/__emulator/options", {"nonsense": 1})[0] == 400
+        assert raw.request("POST", "/__emulator/options", {"refuse_logins": "yes"})[0] == 400
+        assert raw.request("POST", "/__emulator/options", [1])[0] == 400
+    finally:
+        raw.request("POST", "/__emulator/options", {"login_delay_ms": 0, "refuse_logins": False})
+    raw.login()
+
+
+def test_peak_running_counts_statements_running_at_once(raw: Raw) -> None:
+    tokens = [raw.login()[0] for _ in range(3)]
+    assert raw.request("POST", "/__emulator/reset-peak")[0] == 200
+    assert raw.stats()["peak_running"] == 0
+    rids = [str(uuid.uuid4()) for _ in tokens]
+    waits = [
+        Background(lambda t=t, r=r: raw.query(t, "select system$wait(600)", request_id=r))
+        for t, r in zip(tokens, rids)
+    ]
+    wait_until(lambda: raw.stats()["running"] == 3, "three waits to be running")
+    for token, rid in zip(tokens, rids):
+        raw.abort(token, rid)
+    for w in waits:
+        assert w.result()[1]["code"] == "000604"
+    stats = raw.stats()
+    assert stats["peak_running"] == 3 and stats["running"] == 0
+    assert raw.request("POST", "/__emulator/reset-peak")[1] == {"peak_running": 0}
+
+
+def test_release_waits_finishes_marked_waits_now(raw: Raw) -> None:
+    token, _ = raw.login()
+    other, _ = raw.login()
+    marker = f"gate-{uuid.uuid4().hex}"
+    released = Background(lambda: raw.ok(token, f"select system$wait(600) w, '{marker}' m"))
+    keeps = str(uuid.uuid4())
+    kept = Background(lambda: raw.query(other, "select system$wait(600) w, 'unmarked' m", request_id=keeps))
+    wait_until(lambda: sum(marker in q for q in raw.stats()["running_sql"]) == 1, "the marked wait to run")
+    wait_until(lambda: sum("'unmarked'" in q for q in raw.stats()["running_sql"]) >= 1, "the other wait to run")
+    status, payload = raw.request("POST", "/__emulator/release-waits", {"containing": marker})
+    assert status == 200 and payload == {"released": 1}
+    data = released.result()
+    # the emulator answers a SYSTEM$WAIT statement with its one column, whatever else it selects
+    assert data["rowset"] == [["waited 600 seconds"]]
+    # waits without the marker are untouched
+    assert any("'unmarked'" in q for q in raw.stats()["running_sql"])
+    raw.abort(other, keeps)
+    assert kept.result()[1]["code"] == "000604"
+    assert raw.request("POST", "/__emulator/release-waits", {"containing": ""})[0] == 400
+
+
+def test_drop_database_leaves_its_users_without_a_current_database(raw: Raw) -> None:
+    user, _ = raw.login()
+    dropper, _ = raw.login()
+    name = unique_name()
+    raw.ok(user, f"CREATE DATABASE {name}")
+    raw.ok(user, f"CREATE SCHEMA {name}.PUBLIC")
+    raw.ok(user, f"USE SCHEMA {name}.PUBLIC")
+    raw.ok(user, "CREATE TABLE T (n INT)")
+    data = raw.ok(dropper, f"DROP DATABASE {name}")
+    assert data["rowset"] == [[f"{name} successfully dropped."]]
+    status, payload = raw.query(user, "SELECT * FROM T")
+    assert payload["success"] is False and payload["code"] == "090105", payload
+    assert raw.ok(user, "select current_database() d")["rowset"] == [["memory"]]
+    status, payload = raw.query(dropper, f"DROP DATABASE {name}")
+    assert payload["code"] == "002003", payload
+    raw.ok(dropper, f"DROP DATABASE IF EXISTS {name}")
+    assert raw.query(user, f"USE SCHEMA {name}.PUBLIC")[1]["success"] is False

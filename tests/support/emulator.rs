@@ -2,7 +2,8 @@
 //! adapter over fakesnow) started once per test binary on a free port.
 //!
 //! It runs under a small shell guard that ends it when this test process's end of a pipe
-//! closes, so no emulator outlives the tests, however they end.
+//! closes, so no emulator outlives the tests, however they end. A test may stop it and start a
+//! new one on the same port (a backend restart: every session and all data are gone).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -12,7 +13,10 @@ use std::time::Duration;
 
 pub struct Emulator {
     pub port: u16,
-    _guard: Mutex<(Child, ChildStdin)>,
+    /// The adapter flags it was started with, for a restart.
+    extra: Vec<String>,
+    /// The running process (under its guard), `None` while stopped.
+    guard: Mutex<Option<(Child, ChildStdin)>>,
 }
 
 /// The Python interpreter with fakesnow installed: `$SNOWFLAKED_TEST_PYTHON`, else the
@@ -37,6 +41,18 @@ pub fn shared() -> &'static Emulator {
 
 /// Starts an emulator with extra adapter flags (e.g. latency for benchmarks).
 pub fn start(extra: &[&str]) -> Emulator {
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let (port, process) = spawn(0, &extra);
+    Emulator {
+        port,
+        extra,
+        guard: Mutex::new(Some(process)),
+    }
+}
+
+/// Starts the adapter on `port` (0: any free port); returns the port it listens on once it
+/// printed its readiness line.
+fn spawn(port: u16, extra: &[String]) -> (u16, (Child, ChildStdin)) {
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/emulator/snowflake_emulator.py");
     // `cat` returns when our end of its stdin closes (this process exited), then the guard
@@ -48,7 +64,7 @@ pub fn start(extra: &[&str]) -> Emulator {
         .arg("sh")
         .arg(python())
         .arg(&script)
-        .args(["--host", "127.0.0.1", "--port", "0"])
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -70,10 +86,7 @@ pub fn start(extra: &[&str]) -> Emulator {
         .expect("the emulator printed LISTENING within 60 s")
         .expect("a port number");
     let stdin = child.stdin.take().unwrap();
-    Emulator {
-        port,
-        _guard: Mutex::new((child, stdin)),
-    }
+    (port, (child, stdin))
 }
 
 impl Emulator {
@@ -103,5 +116,82 @@ impl Emulator {
     /// Makes every current session token answer like an expired Snowflake session.
     pub fn expire_sessions(&self) {
         super::http::tcp_request(self.port, "POST", "/__emulator/expire-sessions", "");
+    }
+
+    /// Changes adapter options at run time (`login_delay_ms`, `statement_delay_ms`,
+    /// `refuse_logins`); returns the options in force.
+    pub fn set_options(&self, options: serde_json::Value) -> serde_json::Value {
+        let body = super::http::tcp_request(
+            self.port,
+            "POST",
+            "/__emulator/options",
+            &options.to_string(),
+        );
+        serde_json::from_str(&body).expect("options JSON")
+    }
+
+    /// How many statements running now contain `marker` in their SQL.
+    pub fn running_with(&self, marker: &str) -> usize {
+        self.stats()["running_sql"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter(|sql| sql.as_str().is_some_and(|s| s.contains(marker)))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Waits until `count` statements containing `marker` are running in the emulator.
+    pub fn wait_running_with(&self, marker: &str, count: usize) {
+        self.wait_until(
+            &format!("{count} statement(s) with {marker} running"),
+            |e| e.running_with(marker) >= count,
+        );
+    }
+
+    /// Makes the running `SYSTEM$WAIT` statements whose SQL contains `marker` answer now
+    /// (successfully); returns how many were released.
+    pub fn release_waits(&self, marker: &str) -> u64 {
+        let body = super::http::tcp_request(
+            self.port,
+            "POST",
+            "/__emulator/release-waits",
+            &serde_json::json!({ "containing": marker }).to_string(),
+        );
+        serde_json::from_str::<serde_json::Value>(&body).expect("release JSON")["released"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Restarts the `peak_running` counter from the statements running now.
+    pub fn reset_peak(&self) {
+        super::http::tcp_request(self.port, "POST", "/__emulator/reset-peak", "");
+    }
+
+    /// Stops the emulator and waits for it to exit: Snowflake is unreachable until
+    /// [`Emulator::start_again`], and every session and all data are gone.
+    pub fn stop(&self) {
+        let mut guard = self.guard.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((mut child, stdin)) = guard.take() {
+            // Closing the pipe ends `cat`; the guard then sends SIGTERM and waits for it.
+            drop(stdin);
+            child.wait().expect("wait for the emulator to exit");
+        }
+    }
+
+    /// Starts a new emulator on the same port with the same flags (after [`Emulator::stop`]).
+    pub fn start_again(&self) {
+        let mut guard = self.guard.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(guard.is_none(), "the emulator is still running");
+        let (port, process) = spawn(self.port, &self.extra);
+        assert_eq!(port, self.port);
+        *guard = Some(process);
+    }
+
+    /// A backend restart: stop, then start empty on the same port.
+    pub fn restart(&self) {
+        self.stop();
+        self.start_again();
     }
 }
