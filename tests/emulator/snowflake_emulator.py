@@ -290,6 +290,41 @@ _WAIT_UNITS = {
 }
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+_fakesnow_from_binding = fs_server.from_binding
+
+
+def from_binding(binding: dict[str, Any]) -> Any:  # noqa: ANN401
+    """One bind value as Snowflake's wire sends it, decoded as Snowflake would type it.
+
+    fakesnow's own decoder fails on NULLs of a non-text type and on FIXED decimals, returns REAL
+    as text, and makes TIMESTAMP_NTZ zoned; everything else is left to it. Times are decoded
+    with integer arithmetic (to the microsecond, Python's resolution) so no float rounding
+    creeps in.
+    """
+    ty, value = binding.get("type"), binding.get("value")
+    if value is None:
+        return None
+    if ty == "FIXED":
+        return int(value) if re.fullmatch(r"[+-]?\d+", value) else decimal.Decimal(value)
+    if ty == "REAL":
+        return float(value)  # also NaN, Infinity, -Infinity
+    if ty in ("TIMESTAMP_NTZ", "TIMESTAMP_LTZ", "TIMESTAMP_TZ"):
+        nanos, _, offset = value.partition(" ")
+        at = _EPOCH + dt.timedelta(microseconds=int(nanos) // 1000)
+        if ty == "TIMESTAMP_NTZ":
+            return at
+        utc = at.replace(tzinfo=dt.timezone.utc)
+        if ty == "TIMESTAMP_TZ" and offset:
+            return utc.astimezone(dt.timezone(dt.timedelta(minutes=int(offset) - 1440)))
+        return utc
+    return _fakesnow_from_binding(binding)
+
+
+# fakesnow's query route decodes bindings through this module-level name.
+fs_server.from_binding = from_binding
+
+
 def ident_value(raw: str) -> str:
     """Snowflake identifier semantics: unquoted upper-cases, quoted keeps case ("" -> ")."""
     raw = raw.strip()
