@@ -4,6 +4,9 @@
 
 mod support;
 
+/// Bind parameters, query tags and catalog commands (issue 12, items 10–12).
+mod agents;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

@@ -107,14 +107,17 @@ impl Runner {
         let token = request.token;
         for attempt in 0..2 {
             let saved = self.registry.context(token);
-            if saved.is_none() && lease.context().is_none() {
+            let default_tag = self.default_tag(token);
+            if saved.is_none() && lease.context().is_none() && default_tag.is_none() {
                 // A fresh session has the login defaults, which is what the token wants.
                 return Ok(lease);
             }
-            let wanted = match saved {
+            let mut wanted = match saved {
                 Some(saved) => saved,
                 None => match self.pool.login_context() {
                     Some(defaults) => defaults,
+                    // Only the default tag is missing: this session has the login defaults.
+                    None if lease.context().is_none() => lease.resolve_context().await?,
                     None => {
                         // The login defaults are unknown and this session is not at them:
                         // only a fresh session is sure to have them.
@@ -124,6 +127,7 @@ impl Runner {
                     }
                 },
             };
+            wanted.query_tag = wanted.query_tag.or(default_tag);
             let current = lease.resolve_context().await?;
             let plan = context::plan(&current, &wanted);
             if !plan.cannot_clear.is_empty() && !lease.is_fresh() {

@@ -449,12 +449,28 @@ impl Runner {
         Ok(())
     }
 
-    /// The context the token works in: its own, or the connection's login defaults.
+    /// The context the token works in: its own, or the connection's login defaults; with the
+    /// configured default query tag unless the token chose one.
     fn wanted_context(&self, token: &str) -> Context {
-        self.registry
+        let mut context = self
+            .registry
             .context(token)
             .or_else(|| self.pool.login_context())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        context.query_tag = context.query_tag.or_else(|| self.default_tag(token));
+        context
+    }
+
+    /// `query.tag` with its placeholders filled in for `token`.
+    fn default_tag(&self, token: &str) -> Option<String> {
+        let template = self.defaults.tag.as_deref().filter(|t| !t.is_empty())?;
+        // Minted tokens authenticate TCP clients: QUERY_HISTORY must not show them.
+        let name = if token.len() > 16 { "minted" } else { token };
+        Some(
+            template
+                .replace("{token}", name)
+                .replace("{version}", env!("CARGO_PKG_VERSION")),
+        )
     }
 
     fn current_context(&self, token: &str) -> Context {
@@ -527,7 +543,12 @@ impl Runner {
             }
         }
         if let Some(tag) = change.query_tag {
-            let mut context = self.wanted_context(token);
+            // The token's full context: before any login its login defaults are not known yet,
+            // and a tag saved on an empty context would drop them.
+            let mut context = match self.registry.context(token) {
+                Some(context) => context,
+                None => self.context_of(token).await?,
+            };
             context.query_tag = Some(tag).filter(|t| !t.is_empty());
             self.registry.set_context(token, context);
         }

@@ -272,7 +272,9 @@ _USE_ROLE_RE = re.compile(rf"^\s*USE\s+ROLE\s+{_IDENT}\s*;?\s*$", re.I)
 _USE_SECONDARY_RE = re.compile(r"^\s*USE\s+SECONDARY\s+ROLES?\b", re.I)
 # fakesnow fails every ALTER SESSION; the query tag is the one session parameter snowflaked
 # sets, so the emulator accepts setting and unsetting it (and nothing else).
-_QUERY_TAG_RE = re.compile(r"^\s*ALTER\s+SESSION\s+(?:SET\s+QUERY_TAG\s*=\s*'(?:[^'\\]|''|\\.)*'|UNSET\s+QUERY_TAG)\s*;?\s*$", re.I)
+_QUERY_TAG_RE = re.compile(r"^\s*ALTER\s+SESSION\s+(?:SET\s+QUERY_TAG\s*=\s*'((?:[^'\\]|''|\\.)*)'|UNSET\s+QUERY_TAG)\s*;?\s*$", re.I)
+# The statements a test may ask about, with the query tag each ran under (QUERY_HISTORY's view).
+REMEMBERED_QUERIES = 1000
 _CONTEXT_FN_RE = re.compile(r"\b(CURRENT_WAREHOUSE|CURRENT_ROLE)\s*\(\s*\)", re.I)
 _WAIT_START_RE = re.compile(r"\bSYSTEM\$WAIT\s*\(", re.I)
 _WAIT_RE = re.compile(
@@ -325,6 +327,11 @@ def from_binding(binding: dict[str, Any]) -> Any:  # noqa: ANN401
 fs_server.from_binding = from_binding
 
 
+def string_literal_value(body: str) -> str:
+    """The text of a Snowflake string literal's body: '' and backslash escapes undone."""
+    return re.sub(r"''|\\(.)", lambda m: "'" if m[0] == "''" else {"n": "\n", "t": "\t", "0": "\0"}.get(m[1], m[1]), body)
+
+
 def ident_value(raw: str) -> str:
     """Snowflake identifier semantics: unquoted upper-cases, quoted keeps case ("" -> ")."""
     raw = raw.strip()
@@ -350,6 +357,7 @@ class _Cancelled(Exception):
 class SessionState:
     warehouse: str | None
     role: str | None
+    query_tag: str | None = None
     # fakesnow runs a session's statements on one DuckDB cursor and fails (HTTP 500) when two
     # overlap; Snowflake runs them concurrently, so queue them here instead.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -439,6 +447,8 @@ class Emulator:
         self.logins = 0
         self.queries = 0
         self.cancelled = 0
+        # (session's query tag, statement text) of recent statements, like QUERY_HISTORY
+        self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=REMEMBERED_QUERIES)
 
     # ---- responses -------------------------------------------------------------------------
 
@@ -636,7 +646,10 @@ class Emulator:
             name = re.sub(r"\s+", "", wait[0]).upper()
             return self._success(token, run.query_id, name, f"waited {amount} {unit.lower()}", statement_type.SELECT)
 
-        if _QUERY_TAG_RE.match(sql):
+        self.history.append({"sql": sql[:1000], "query_tag": state.query_tag})
+        tag = _QUERY_TAG_RE.match(sql)
+        if tag:
+            state.query_tag = string_literal_value(tag[1]) if tag[1] is not None else None
             return self._success(token, run.query_id, "status", "Statement executed successfully.", statement_type.USE)
 
         if _USE_SECONDARY_RE.match(sql):
@@ -807,6 +820,8 @@ class Emulator:
                 "active_sessions": len(fs_server.sessions),
                 "running": len(self.running),
                 "cancelled_request_ids": list(self.cancelled_ids),
+                "query_tags": sorted({s.query_tag for s in self.sessions.values() if s.query_tag is not None}),
+                "history": list(self.history),
             }
         )
 
