@@ -189,7 +189,7 @@ fn spawn_spinner(request_id: String) -> tokio::task::JoinHandle<()> {
     })
 }
 
-fn terminal_width() -> Option<u16> {
+pub(super) fn terminal_width() -> Option<u16> {
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse().ok())

@@ -3,4 +3,5 @@
 //! and catalog commands that stay inside the budgets.
 
 mod binds;
+mod catalog;
 mod tags;
