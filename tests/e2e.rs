@@ -636,13 +636,22 @@ fn a_client_that_disconnects_mid_query_cancels_it_in_snowflake() {
             .success()
     );
     let cancelled_before = emulator.counter("cancelled");
+    // Its own text: other tests' statements run on the shared emulator at the same time.
+    let sql = format!(
+        "SELECT SYSTEM$WAIT(30) AS disconnecting_{}",
+        std::process::id()
+    );
     let mut client = home
-        .command(emulator.port, &["query", "SELECT SYSTEM$WAIT(30)"])
+        .command(emulator.port, &["query", &sql])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    emulator.wait_until("the statement runs", |e| e.counter("running") > 0);
+    emulator.wait_until("the statement runs", |e| {
+        e.stats()["running_sql"]
+            .as_array()
+            .is_some_and(|running| running.iter().any(|s| *s == *sql))
+    });
     client.kill().unwrap();
     client.wait().unwrap();
     emulator.wait_until("the statement is cancelled in Snowflake", |e| {

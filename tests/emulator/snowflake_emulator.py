@@ -369,6 +369,8 @@ class RunningQuery:
     request_id: str
     query_id: str
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    # the statement's text once read, so a test can wait for its own statement to be running
+    sql: str | None = None
 
 
 @dataclass
@@ -630,6 +632,7 @@ class Emulator:
         try:
             body = json.loads(raw)
             sql = str(body["sqlText"])
+            run.sql = sql
         except (ValueError, KeyError, TypeError):
             return self.error_response("000900", "SQL text is missing or malformed.", "42000", run.query_id)
 
@@ -819,6 +822,7 @@ class Emulator:
                 "cancelled": self.cancelled,
                 "active_sessions": len(fs_server.sessions),
                 "running": len(self.running),
+                "running_sql": [r.sql for r in self.running.values() if r.sql is not None],
                 "cancelled_request_ids": list(self.cancelled_ids),
                 "query_tags": sorted({s.query_tag for s in self.sessions.values() if s.query_tag is not None}),
                 "history": list(self.history),

@@ -243,6 +243,7 @@ def test_readiness_line_and_clean_exit_on_signals() -> None:
         token, _ = raw.login()
         waiting = Background(lambda: raw.query(token, "select system$wait(600)"))
         wait_until(lambda: raw.stats()["running"] == 1, "the wait to be running")
+        wait_until(lambda: raw.stats()["running_sql"] == ["select system$wait(600)"], "its text to be known")
         assert emu.stop(sig) == 0, emu.errors()
         assert waiting.result()[1]["code"] == "000604"
 
