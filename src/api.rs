@@ -34,7 +34,18 @@ pub struct QueryRequest {
     pub read_only: Option<bool>,
     #[serde(default)]
     pub transaction: bool,
+    /// Bind parameters: an array for `?` placeholders or an object for `:name` ones. Plain JSON
+    /// values map to text, int (integers), float (other numbers), bool and NULL; any type is
+    /// given as `{"type": "date", "value": "2024-01-01"}` (see [`crate::binds`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
+    /// A query tag for this request's statements only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_tag: Option<String>,
 }
+
+/// Snowflake's limit on QUERY_TAG, in characters.
+pub const MAX_QUERY_TAG_CHARS: usize = 2000;
 
 /// One result column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

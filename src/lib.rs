@@ -7,6 +7,7 @@
 //! | module | owns | must not |
 //! |---|---|---|
 //! | [`api`] | the JSON wire types shared by server and client | know about sockets or Snowflake |
+//! | [`binds`] | bind parameters: parsing, validation, the typed JSON form | splice values into SQL |
 //! | [`config`] | daemon settings and Snowflake credentials, with their sources | perform network IO |
 //! | [`secret`] | the redacting wrapper every credential travels in | ever print its content |
 //! | [`activation`] | inherited (systemd, launchd) or self-bound listening sockets | unlink a socket it did not bind |
@@ -27,6 +28,7 @@
 
 pub mod activation;
 pub mod api;
+pub mod binds;
 pub mod cli;
 pub mod client;
 pub mod config;

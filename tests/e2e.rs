@@ -5,9 +5,14 @@
 mod support;
 
 // A crate root resolves `mod pool;` next to itself (tests/pool.rs, which cargo would build as a
-// test binary of its own); the module lives under tests/e2e/ instead.
+// test binary of its own); this binary's modules live under tests/e2e/ instead.
+/// The pool and runner under agents' behaviour and backend faults (issue 9).
 #[path = "e2e/pool.rs"]
 mod pool;
+
+/// Bind parameters, query tags and catalog commands (issue 12, items 10–12).
+#[path = "e2e/agents/mod.rs"]
+mod agents;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -638,13 +643,22 @@ fn a_client_that_disconnects_mid_query_cancels_it_in_snowflake() {
             .success()
     );
     let cancelled_before = emulator.counter("cancelled");
+    // Its own text: other tests' statements run on the shared emulator at the same time.
+    let sql = format!(
+        "SELECT SYSTEM$WAIT(30) AS disconnecting_{}",
+        std::process::id()
+    );
     let mut client = home
-        .command(emulator.port, &["query", "SELECT SYSTEM$WAIT(30)"])
+        .command(emulator.port, &["query", &sql])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    emulator.wait_until("the statement runs", |e| e.counter("running") > 0);
+    emulator.wait_until("the statement runs", |e| {
+        e.stats()["running_sql"]
+            .as_array()
+            .is_some_and(|running| running.iter().any(|s| *s == *sql))
+    });
     client.kill().unwrap();
     client.wait().unwrap();
     emulator.wait_until("the statement is cancelled in Snowflake", |e| {

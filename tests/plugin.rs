@@ -69,7 +69,15 @@ fn run_shell(home: &Home, port: u16, script: &str) -> std::process::Output {
 
 #[test]
 fn every_command_runs_only_the_snowflaked_call_it_is_allowed() {
-    for command in ["query.md", "use.md", "context.md", "status.md", "write.md"] {
+    for command in [
+        "query.md",
+        "use.md",
+        "context.md",
+        "status.md",
+        "write.md",
+        "describe.md",
+        "tables.md",
+    ] {
         let line = shell_line(command);
         let words: Vec<&str> = line.split_whitespace().take(2).collect();
         assert_eq!(words[0], "snowflaked", "{command}");
@@ -200,6 +208,48 @@ fn session_hooks_give_two_agent_sessions_separate_contexts() {
     assert!(!stdout(&out).contains("FAIL"), "{}", stdout(&out));
     assert!(
         stdout(&out).matches("PASS").count() >= 10,
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn the_catalog_commands_shell_lines_print_markdown() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _daemon = daemon(&home, emulator.port);
+    let db = unique_db("plugincat");
+    for sql in [
+        format!("CREATE DATABASE {db}"),
+        format!("CREATE SCHEMA {db}.PUBLIC"),
+        format!("CREATE TABLE {db}.PUBLIC.ORDERS (id INT, who VARCHAR)"),
+        format!("INSERT INTO {db}.PUBLIC.ORDERS VALUES (1, 'O''Hara')"),
+    ] {
+        assert!(home.run(emulator.port, &["query", &sql]).status.success());
+    }
+    assert!(
+        home.run(emulator.port, &["use", "schema", &format!("{db}.PUBLIC")])
+            .status
+            .success()
+    );
+
+    let describe = shell_line("describe.md").replace("<NAME>", "orders");
+    let out = run_shell(&home, emulator.port, &describe);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("| name | type | nullable | default | comment |"),
+        "{text}"
+    );
+    assert!(text.contains("O'Hara"), "the sample rows: {text}");
+
+    let tables = shell_line("tables.md")
+        .replace("<PATTERN>", "ord")
+        .replace("<DB.SCHEMA>", &format!("{db}.PUBLIC"));
+    let out = run_shell(&home, emulator.port, &tables);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("| PUBLIC | ORDERS | TABLE |"),
         "{}",
         stdout(&out)
     );

@@ -1,7 +1,9 @@
 #!/bin/sh
 # session-start.sh: the snowflake plugin's SessionStart hook. Gives each Claude Code session its
 # own snowflaked token, so the database, schema, warehouse and role it selects are not shared
-# with other sessions or terminals: it mints one with `snowflaked session new` and appends
+# with other sessions or terminals, and a query tag (JSON: the tool and the Claude session id)
+# that makes its statements attributable in QUERY_HISTORY: it mints one with
+# `snowflaked session new`, tags it with `snowflaked use query-tag`, and appends
 # `export SNOWFLAKED_SESSION=<token>` to $CLAUDE_ENV_FILE, which Claude Code sources before
 # each Bash command.
 #
@@ -44,6 +46,15 @@ if [ -z "$token" ]; then
 	token=$(head -n 1 "$out")
 	rm -f "$out"
 	valid_token "$token" || exit 0
+	# Every statement of this agent session carries a query tag naming the tool and the
+	# session (the id is checked to be [A-Za-z0-9_-], so it needs no JSON escaping), so
+	# Snowflake's QUERY_HISTORY shows which conversation ran what.
+	if [ -n "$session_id" ]; then
+		tag="{\"tool\":\"claude-code\",\"session\":\"$session_id\"}"
+	else
+		tag='{"tool":"claude-code"}'
+	fi
+	"$bin" --session "$token" use query-tag "$tag" </dev/null >/dev/null || true
 	if [ -n "$session_id" ] && mkdir -p "$records"; then
 		printf '%s\n' "$token" >"$records/$session_id"
 		# Sessions that ended without SessionEnd (a crash, a killed terminal) leave records.

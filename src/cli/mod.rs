@@ -4,6 +4,7 @@
 //! Exit status (product.md): 0 success, 1 the statement failed in Snowflake, 2 usage or
 //! configuration error, 3 the daemon could not be reached or started.
 
+pub mod catalog;
 pub mod commands;
 pub mod format;
 pub mod install;
@@ -47,6 +48,14 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Run SQL through the daemon (`-` or no SQL reads standard input)
     Query(query::QueryArgs),
+    /// Show a table's or view's columns (name, type, nullable, default, comment) and, with
+    /// --sample N, N of its rows
+    Describe(catalog::DescribeArgs),
+    /// List tables and views (kind, rows, bytes) matching a pattern in the current schema, or
+    /// --in DB[.SCHEMA]
+    Tables(catalog::TablesArgs),
+    /// Find columns whose names match a pattern across the current database, with their tables
+    Columns(catalog::ColumnsArgs),
     /// Change this token's context
     Use {
         /// What to change
@@ -166,6 +175,9 @@ pub fn main() -> ExitCode {
 async fn run_client(client: Client, command: Command) -> ExitCode {
     let result = match command {
         Command::Query(args) => query::run(&client, args).await,
+        Command::Describe(args) => catalog::describe(&client, args).await,
+        Command::Tables(args) => catalog::tables(&client, args).await,
+        Command::Columns(args) => catalog::columns(&client, args).await,
         Command::Use { kind, name } => commands::use_context(&client, kind, name).await,
         Command::Context { json } => commands::context(&client, json).await,
         Command::Status { json } => commands::status(&client, json).await,

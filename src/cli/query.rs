@@ -46,6 +46,16 @@ pub struct QueryArgs {
     /// Run all statements in one transaction; if one fails, everything is rolled back
     #[arg(long)]
     pub transaction: bool,
+    /// A bind parameter, sent beside the SQL (never spliced into it): `VALUE` for the next `?`,
+    /// `NAME=VALUE` for `:NAME`, typed as `TYPE:VALUE` (text by default; types: text, int,
+    /// number, float, bool, date, time, timestamp, timestamp_ltz, timestamp_tz, binary (hex),
+    /// `null:` / `null:TYPE`). Write `text:VALUE` for text that starts like NAME= or TYPE:
+    #[arg(short = 'p', long = "param", value_name = "[NAME=][TYPE:]VALUE", value_parser = crate::binds::parse_arg)]
+    pub params: Vec<crate::binds::Arg>,
+    /// Tag this request's statements with TEXT (Snowflake's QUERY_TAG, seen in QUERY_HISTORY);
+    /// the token's own tag applies again afterwards
+    #[arg(long, value_name = "TEXT")]
+    pub query_tag: Option<String>,
 }
 
 /// Default character budget: a few pages, small enough for an agent's context window.
@@ -59,12 +69,21 @@ pub async fn run(client: &Client, args: QueryArgs) -> Result<ExitCode, ClientErr
             return Ok(ExitCode::from(2));
         }
     };
+    let params = match crate::binds::Params::from_args(&args.params) {
+        Ok(params) => params,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let request = QueryRequest {
         sql,
         max_rows: args.max_rows,
         timeout_ms: args.timeout.map(|t| t.as_millis() as u64),
         read_only: args.read_only.then_some(true),
         transaction: args.transaction,
+        params: params.to_json(),
+        query_tag: args.query_tag.clone(),
     };
     let request_id = request_id();
     let spinner = std::io::stderr()
@@ -170,7 +189,7 @@ fn spawn_spinner(request_id: String) -> tokio::task::JoinHandle<()> {
     })
 }
 
-fn terminal_width() -> Option<u16> {
+pub(super) fn terminal_width() -> Option<u16> {
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse().ok())

@@ -110,6 +110,11 @@ pub struct QuerySettings {
     pub read_only: bool,
     /// Character budget for table and markdown output (an agent's context window is small).
     pub max_chars: usize,
+    /// The query tag of tokens that set none themselves (`snowflaked use query-tag`, the
+    /// plugin's session hook), so their statements are attributable in QUERY_HISTORY too.
+    /// `{token}` becomes the token's name (`minted` for minted tokens, which are credentials)
+    /// and `{version}` snowflaked's version. Unset: no tag.
+    pub tag: Option<String>,
 }
 
 impl Default for QuerySettings {
@@ -119,6 +124,7 @@ impl Default for QuerySettings {
             timeout: Duration::ZERO,
             read_only: false,
             max_chars: 20_000,
+            tag: None,
         }
     }
 }

@@ -58,8 +58,24 @@ impl Lease {
         max_rows: Option<u64>,
         cancel: CancellationToken,
     ) -> Result<StatementOutput, BackendError> {
+        self.execute_bound(sql, &crate::binds::Params::None, max_rows, cancel)
+            .await
+    }
+
+    /// [`Lease::execute`] with bind parameters.
+    pub async fn execute_bound(
+        &mut self,
+        sql: &str,
+        params: &crate::binds::Params,
+        max_rows: Option<u64>,
+        cancel: CancellationToken,
+    ) -> Result<StatementOutput, BackendError> {
         self.busy = true;
-        let result = self.slot().session.execute(sql, max_rows, cancel).await;
+        let result = self
+            .slot()
+            .session
+            .execute_bound(sql, params, max_rows, cancel)
+            .await;
         self.busy = false;
         if let Err(e) = &result
             && e.poisons_session()

@@ -25,7 +25,8 @@ impl Runner {
             .pool
             .checkout(request.token, self.registry.context(request.token).as_ref())
             .await?;
-        self.prepare(request, lease).await
+        let lease = self.prepare(request, lease).await?;
+        self.tag_for_request(request, lease).await
     }
 
     /// A freshly logged-in session with the token's context applied.
@@ -34,7 +35,63 @@ impl Runner {
         request: &mut Request<'_>,
     ) -> Result<Lease, RunError> {
         let lease = self.pool.checkout_fresh(request.token).await?;
-        self.prepare(request, lease).await
+        let lease = self.prepare(request, lease).await?;
+        self.tag_for_request(request, lease).await
+    }
+
+    /// `--query-tag`: sets the request's own tag on the session (also on a session that
+    /// replaces an expired one mid-request). Snowflake has no per-statement tag and the client
+    /// crate no per-statement session parameters, so the tag is set with ALTER SESSION and the
+    /// token's own tag restored after ([`Runner::restore_query_tag`]). The session's recorded
+    /// context says the request's tag first, so if the request ends before the restore, the
+    /// session's next user sees the difference and applies its own.
+    async fn tag_for_request(
+        &self,
+        request: &Request<'_>,
+        mut lease: Lease,
+    ) -> Result<Lease, RunError> {
+        let Some(tag) = &request.query_tag else {
+            return Ok(lease);
+        };
+        let mut recorded = lease.resolve_context().await?;
+        recorded.query_tag = Some(tag.clone());
+        lease.set_context(recorded);
+        let sql = format!(
+            "ALTER SESSION SET QUERY_TAG = {}",
+            context::quote_string(tag)
+        );
+        if let Err(e) = lease.execute(&sql, Some(0), CancellationToken::new()).await {
+            return Err(e.into());
+        }
+        Ok(lease)
+    }
+
+    /// Puts the token's own query tag back after a `--query-tag` request. If that fails the
+    /// session (unless it holds the token's transaction) is not reused.
+    pub(super) async fn restore_query_tag(&self, token: &str, lease: &mut Lease) {
+        let tag = self.wanted_context(token).query_tag;
+        let sql = match &tag {
+            Some(tag) => format!(
+                "ALTER SESSION SET QUERY_TAG = {}",
+                context::quote_string(tag)
+            ),
+            None => "ALTER SESSION UNSET QUERY_TAG".to_string(),
+        };
+        match lease.execute(&sql, Some(0), CancellationToken::new()).await {
+            Ok(_) => {
+                if let Ok(mut recorded) = lease.resolve_context().await {
+                    recorded.query_tag = tag;
+                    lease.set_context(recorded);
+                }
+            }
+            Err(e) if lease.is_pinned() => {
+                tracing::warn!(token = %crate::sessions::token::for_log(token), error = %e, "restoring the query tag failed; the transaction's statements keep the request's tag");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "restoring the query tag failed; the session is not reused");
+                lease.discard();
+            }
+        }
     }
 
     /// Applies the difference between the session's context and the token's.
@@ -50,14 +107,17 @@ impl Runner {
         let token = request.token;
         for attempt in 0..2 {
             let saved = self.registry.context(token);
-            if saved.is_none() && lease.context().is_none() {
+            let default_tag = self.default_tag(token);
+            if saved.is_none() && lease.context().is_none() && default_tag.is_none() {
                 // A fresh session has the login defaults, which is what the token wants.
                 return Ok(lease);
             }
-            let wanted = match saved {
+            let mut wanted = match saved {
                 Some(saved) => saved,
                 None => match self.pool.login_context() {
                     Some(defaults) => defaults,
+                    // Only the default tag is missing: this session has the login defaults.
+                    None if lease.context().is_none() => lease.resolve_context().await?,
                     None => {
                         // The login defaults are unknown and this session is not at them:
                         // only a fresh session is sure to have them.
@@ -67,6 +127,7 @@ impl Runner {
                     }
                 },
             };
+            wanted.query_tag = wanted.query_tag.or(default_tag);
             let current = lease.resolve_context().await?;
             let plan = context::plan(&current, &wanted);
             if !plan.cannot_clear.is_empty() && !lease.is_fresh() {

@@ -40,6 +40,10 @@ pub struct QueryInput {
     pub transaction: bool,
     /// A client-chosen id under which the running request can be cancelled.
     pub request_id: Option<String>,
+    /// Bind parameters for the (single) statement; never spliced into its text.
+    pub params: crate::binds::Params,
+    /// A query tag for this request's statements only; the token's own tag is restored after.
+    pub query_tag: Option<String>,
 }
 
 /// What a request produced.
@@ -139,6 +143,12 @@ impl Runner {
         started: Instant,
     ) -> Result<QueryOutcome, RunError> {
         let statements = sql::split(&input.sql)?;
+        if !input.params.is_empty() && statements.len() > 1 {
+            return Err(RunError::BadRequest(format!(
+                "bind parameters need exactly one statement, and this request has {}; send the statements one at a time (each with its own parameters)",
+                statements.len()
+            )));
+        }
         if input.read_only.unwrap_or(self.defaults.read_only)
             && let Some((index, refused)) = statements
                 .iter()
@@ -190,6 +200,7 @@ impl Runner {
         let mut request = Request {
             token,
             warnings: Vec::new(),
+            query_tag: input.query_tag.clone(),
         };
         let mut timed_out = false;
         let result = {
@@ -198,6 +209,7 @@ impl Runner {
                 &statements,
                 input.transaction,
                 max_rows,
+                &input.params,
                 cancel.clone(),
             );
             tokio::pin!(work);
@@ -248,19 +260,50 @@ impl Runner {
         statements: &[Statement],
         transaction: bool,
         max_rows: Option<u64>,
+        params: &crate::binds::Params,
         cancel: CancellationToken,
     ) -> Result<(StatementOutput, Vec<(String, u64)>, bool), RunError> {
         let mut lease = self.checkout_for(request).await?;
+        let result = self
+            .run_statements_on(
+                request,
+                &mut lease,
+                statements,
+                transaction,
+                max_rows,
+                params,
+                cancel,
+            )
+            .await;
+        if request.query_tag.is_some() {
+            self.restore_query_tag(request.token, &mut lease).await;
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_statements_on(
+        &self,
+        request: &mut Request<'_>,
+        lease: &mut Lease,
+        statements: &[Statement],
+        transaction: bool,
+        max_rows: Option<u64>,
+        params: &crate::binds::Params,
+        cancel: CancellationToken,
+    ) -> Result<(StatementOutput, Vec<(String, u64)>, bool), RunError> {
+        let lease = &mut *lease;
+        let none = crate::binds::Params::None;
         if transaction {
             let begin = sql::split("BEGIN")?.remove(0);
-            self.run_one(request, &mut lease, &begin, Some(0), cancel.clone())
+            self.run_one(request, lease, &begin, Some(0), &none, cancel.clone())
                 .await?;
         }
         let mut summaries = Vec::with_capacity(statements.len());
         let mut last = StatementOutput::default();
         for (index, statement) in statements.iter().enumerate() {
             match self
-                .run_one(request, &mut lease, statement, max_rows, cancel.clone())
+                .run_one(request, lease, statement, max_rows, params, cancel.clone())
                 .await
             {
                 Ok(output) => {
@@ -268,8 +311,7 @@ impl Runner {
                     last = output;
                 }
                 Err(e) => {
-                    let rolled_back =
-                        transaction && self.roll_back(request.token, &mut lease).await;
+                    let rolled_back = transaction && self.roll_back(request.token, lease).await;
                     let e = if statements.len() > 1 || transaction {
                         e.at_statement(index + 1, rolled_back)
                     } else {
@@ -282,10 +324,10 @@ impl Runner {
         if transaction {
             let commit = sql::split("COMMIT")?.remove(0);
             if let Err(e) = self
-                .run_one(request, &mut lease, &commit, Some(0), cancel)
+                .run_one(request, lease, &commit, Some(0), &none, cancel)
                 .await
             {
-                self.roll_back(request.token, &mut lease).await;
+                self.roll_back(request.token, lease).await;
                 return Err(e);
             }
         }
@@ -323,6 +365,7 @@ impl Runner {
         lease: &mut Lease,
         statement: &Statement,
         max_rows: Option<u64>,
+        params: &crate::binds::Params,
         cancel: CancellationToken,
     ) -> Result<StatementOutput, RunError> {
         let token = request.token;
@@ -335,7 +378,7 @@ impl Runner {
                 ));
             }
             let result = lease
-                .execute(&statement.text, max_rows, cancel.clone())
+                .execute_bound(&statement.text, params, max_rows, cancel.clone())
                 .await;
             if claimed_now && result.is_err() {
                 // The BEGIN did not (knowingly) run: nothing to pin, nothing to report lost.
@@ -406,12 +449,28 @@ impl Runner {
         Ok(())
     }
 
-    /// The context the token works in: its own, or the connection's login defaults.
+    /// The context the token works in: its own, or the connection's login defaults; with the
+    /// configured default query tag unless the token chose one.
     fn wanted_context(&self, token: &str) -> Context {
-        self.registry
+        let mut context = self
+            .registry
             .context(token)
             .or_else(|| self.pool.login_context())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        context.query_tag = context.query_tag.or_else(|| self.default_tag(token));
+        context
+    }
+
+    /// `query.tag` with its placeholders filled in for `token`.
+    fn default_tag(&self, token: &str) -> Option<String> {
+        let template = self.defaults.tag.as_deref().filter(|t| !t.is_empty())?;
+        // Minted tokens authenticate TCP clients: QUERY_HISTORY must not show them.
+        let name = if token.len() > 16 { "minted" } else { token };
+        Some(
+            template
+                .replace("{token}", name)
+                .replace("{version}", env!("CARGO_PKG_VERSION")),
+        )
     }
 
     fn current_context(&self, token: &str) -> Context {
@@ -484,7 +543,12 @@ impl Runner {
             }
         }
         if let Some(tag) = change.query_tag {
-            let mut context = self.wanted_context(token);
+            // The token's full context: before any login its login defaults are not known yet,
+            // and a tag saved on an empty context would drop them.
+            let mut context = match self.registry.context(token) {
+                Some(context) => context,
+                None => self.context_of(token).await?,
+            };
             context.query_tag = Some(tag).filter(|t| !t.is_empty());
             self.registry.set_context(token, context);
         }
@@ -557,6 +621,8 @@ impl Runner {
 pub(crate) struct Request<'a> {
     token: &'a str,
     warnings: Vec<String>,
+    /// `--query-tag`: the tag this request's statements run under.
+    query_tag: Option<String>,
 }
 
 /// Removes a request's cancel handle when the request ends, however it ends.

@@ -563,3 +563,112 @@ async fn an_expired_session_is_replaced_even_when_it_is_the_pools_only_place() {
     assert_eq!(fake.logins(), 2);
     assert_eq!(runner.pool().stats().total(), 1);
 }
+
+#[tokio::test]
+async fn a_query_tag_set_before_any_login_keeps_the_login_defaults() {
+    let fake = FakeBackend::default();
+    let runner = runner_with(&fake, 1);
+    let change = ContextChange {
+        query_tag: Some("agent".into()),
+        ..ContextChange::default()
+    };
+    let context = runner.set_context("t", change).await.unwrap();
+    assert_eq!(context.role.as_deref(), Some("PUBLIC"));
+    assert_eq!(context.query_tag.as_deref(), Some("agent"));
+    runner.query("t", sql("SELECT 1")).await.unwrap();
+    let log = fake.statement_log();
+    let select = log.iter().find(|s| s.sql == "SELECT 1").unwrap();
+    assert_eq!(select.context.role.as_deref(), Some("PUBLIC"));
+}
+
+#[tokio::test]
+async fn the_configured_default_tag_applies_to_tokens_without_their_own() {
+    let fake = FakeBackend::default();
+    let pool = Pool::new(
+        Arc::new(fake.clone()),
+        PoolSettings {
+            max_size: 1,
+            min_idle: 0,
+            checkout_timeout: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(300),
+            max_lifetime: Duration::from_secs(3000),
+            login_timeout: Duration::from_secs(10),
+        },
+    );
+    let runner = Runner::new(
+        pool,
+        Arc::new(Registry::in_memory(Duration::ZERO)),
+        Arc::new(Metrics::default()),
+        QuerySettings {
+            tag: Some("sfd {token} {version}".into()),
+            ..QuerySettings::default()
+        },
+    );
+    let minted = "A".repeat(40);
+    runner.query("agent-1", sql("SELECT 1")).await.unwrap();
+    runner.query(&minted, sql("SELECT 2")).await.unwrap();
+    let change = ContextChange {
+        query_tag: Some("own".into()),
+        ..ContextChange::default()
+    };
+    runner.set_context("agent-1", change).await.unwrap();
+    runner.query("agent-1", sql("SELECT 3")).await.unwrap();
+    let statements: Vec<String> = fake.statements().into_iter().map(|(_, s)| s).collect();
+    let version = env!("CARGO_PKG_VERSION");
+    let position = |s: &str| {
+        statements
+            .iter()
+            .position(|x| x == s)
+            .unwrap_or_else(|| panic!("{s} in {statements:?}"))
+    };
+    assert!(
+        position(&format!(
+            "ALTER SESSION SET QUERY_TAG = 'sfd agent-1 {version}'"
+        )) < position("SELECT 1")
+    );
+    let minted_tag = position(&format!(
+        "ALTER SESSION SET QUERY_TAG = 'sfd minted {version}'"
+    ));
+    assert!(position("SELECT 1") < minted_tag && minted_tag < position("SELECT 2"));
+    assert!(position("ALTER SESSION SET QUERY_TAG = 'own'") < position("SELECT 3"));
+    assert!(!statements.iter().any(|s| s.contains(&minted)));
+}
+
+#[tokio::test]
+async fn a_request_tag_applies_to_its_statements_only() {
+    let fake = FakeBackend::default();
+    let runner = runner_with(&fake, 1);
+    let input = QueryInput {
+        query_tag: Some("it's once".into()),
+        ..sql("SELECT 1")
+    };
+    runner.query("t", input).await.unwrap();
+    runner.query("t", sql("SELECT 2")).await.unwrap();
+    let statements: Vec<String> = fake.statements().into_iter().map(|(_, s)| s).collect();
+    let at = |s: &str| statements.iter().position(|x| x == s).unwrap();
+    let set = at("ALTER SESSION SET QUERY_TAG = 'it''s once'");
+    let unset = at("ALTER SESSION UNSET QUERY_TAG");
+    assert!(set < at("SELECT 1") && at("SELECT 1") < unset && unset < at("SELECT 2"));
+}
+
+#[tokio::test]
+async fn bind_parameters_reach_the_session_beside_the_text() {
+    let fake = FakeBackend::default();
+    let runner = runner_with(&fake, 1);
+    let params =
+        crate::binds::Params::from_args(&[crate::binds::parse_arg("x'y").unwrap()]).unwrap();
+    let input = QueryInput {
+        params: params.clone(),
+        ..sql("SELECT ?")
+    };
+    runner.query("t", input).await.unwrap();
+    let log = fake.statement_log();
+    let select = log.iter().find(|s| s.sql == "SELECT ?").unwrap();
+    assert_eq!(select.params, params);
+    // Context statements never carry them.
+    assert!(
+        log.iter()
+            .filter(|s| s.sql != "SELECT ?")
+            .all(|s| s.params.is_empty())
+    );
+}

@@ -277,6 +277,25 @@ async fn query(
         read_only: body.read_only,
         transaction: body.transaction,
         request_id,
+        params: match &body.params {
+            Some(json) => crate::binds::Params::from_json(json)
+                .map_err(|e| ApiError::bad_request(format!("params: {e}")))?,
+            None => crate::binds::Params::None,
+        },
+        query_tag: match body.query_tag {
+            Some(tag) if tag.is_empty() => {
+                return Err(ApiError::bad_request(
+                    "`query_tag` is empty; leave it out to use the token's tag",
+                ));
+            }
+            Some(tag) if tag.chars().count() > api::MAX_QUERY_TAG_CHARS => {
+                return Err(ApiError::bad_request(format!(
+                    "`query_tag` is longer than Snowflake's {} characters",
+                    api::MAX_QUERY_TAG_CHARS
+                )));
+            }
+            tag => tag,
+        },
     };
     let outcome = state.runner.query(token, input).await?;
     let output = outcome.output;

@@ -136,7 +136,9 @@ pub fn user_identifier(name: &str, allow_qualified: bool) -> Option<String> {
     Some(parts.join("."))
 }
 
-fn split_qualified(name: &str) -> Option<Vec<String>> {
+/// Splits `a."B c".d` into its parts, each as written (quoted parts keep their quotes);
+/// `None` if it is not a dotted list of identifiers.
+pub fn split_qualified(name: &str) -> Option<Vec<String>> {
     let mut parts = Vec::new();
     let mut rest = name.trim();
     loop {

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::values::{cell_to_json, type_name, type_scale};
 use super::{Backend, BackendError, BoxFuture, ResultColumn, Session, StatementOutput};
+use crate::binds::{BindType, BindValue, Params};
 use crate::config::{Auth, ConnectionSettings};
 
 /// Logs in with one configured connection.
@@ -134,6 +135,77 @@ impl Backend for ConnectorBackend {
     }
 }
 
+/// Adds one validated value to a statement through the crate's typed wrappers (which encode it
+/// as Snowflake's connectors do). Integers and exact decimals go as `FIXED` text, which is how
+/// Snowflake takes NUMBER(38, s) beyond what a machine integer holds; NULLs keep their type.
+macro_rules! add_bind {
+    ($statement:expr, $value:expr, |$s:ident, $b:ident| $add:expr) => {{
+        use sf::bind::{Binary, BindType as Wire, RawBind};
+        let $s = $statement;
+        match $value {
+            BindValue::Text(v) => {
+                let $b = v.clone();
+                $add
+            }
+            BindValue::Int(n) => {
+                let $b = RawBind::new(Wire::Fixed, n.to_string());
+                $add
+            }
+            BindValue::Number(v) => {
+                let $b = RawBind::new(Wire::Fixed, v.clone());
+                $add
+            }
+            BindValue::Float(v) => {
+                let $b = *v;
+                $add
+            }
+            BindValue::Bool(v) => {
+                let $b = *v;
+                $add
+            }
+            BindValue::Date(v) => {
+                let $b = *v;
+                $add
+            }
+            BindValue::Time(v) => {
+                let $b = sf::bind::Time::try_from(*v).map_err(|e| classify(&e))?;
+                $add
+            }
+            BindValue::TimestampNtz(v) => {
+                let $b = sf::bind::TimestampNtz::try_from(*v).map_err(|e| classify(&e))?;
+                $add
+            }
+            BindValue::TimestampLtz(v) => {
+                let $b = sf::bind::TimestampLtz::try_from(*v).map_err(|e| classify(&e))?;
+                $add
+            }
+            BindValue::TimestampTz(v) => {
+                let $b = sf::bind::TimestampTz::try_from(*v).map_err(|e| classify(&e))?;
+                $add
+            }
+            BindValue::Binary(v) => {
+                let $b = Binary::new(v.clone());
+                $add
+            }
+            BindValue::Null(ty) => {
+                let $b = RawBind::null(match ty {
+                    BindType::Text => Wire::Text,
+                    BindType::Int | BindType::Number => Wire::Fixed,
+                    BindType::Float => Wire::Real,
+                    BindType::Bool => Wire::Boolean,
+                    BindType::Date => Wire::Date,
+                    BindType::Time => Wire::Time,
+                    BindType::TimestampNtz => Wire::TimestampNtz,
+                    BindType::TimestampLtz => Wire::TimestampLtz,
+                    BindType::TimestampTz => Wire::TimestampTz,
+                    BindType::Binary => Wire::Binary,
+                });
+                $add
+            }
+        }
+    }};
+}
+
 struct ConnectorSession {
     session: Arc<sf::Session>,
 }
@@ -145,11 +217,36 @@ impl Session for ConnectorSession {
         max_rows: Option<u64>,
         cancel: CancellationToken,
     ) -> BoxFuture<'a, Result<StatementOutput, BackendError>> {
+        self.execute_bound(sql, &Params::None, max_rows, cancel)
+    }
+
+    fn execute_bound<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a Params,
+        max_rows: Option<u64>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<StatementOutput, BackendError>> {
         Box::pin(async move {
-            let handle = self
-                .session
-                .query_handle(sql.to_string())
-                .map_err(|e| classify(&e))?;
+            let handle = match params {
+                Params::None => self.session.query_handle(sql.to_string()),
+                Params::Positional(values) => {
+                    let mut statement = sf::Statement::new_positional(sql.to_string());
+                    for value in values {
+                        statement = add_bind!(statement, value, |s, b| s.bind(b));
+                    }
+                    self.session.query_handle(statement)
+                }
+                Params::Named(values) => {
+                    let mut statement = sf::Statement::new_named(sql.to_string());
+                    for (name, value) in values {
+                        statement =
+                            add_bind!(statement, value, |s, b| s.bind_named(name.clone(), b));
+                    }
+                    self.session.query_handle(statement)
+                }
+            }
+            .map_err(|e| classify(&e))?;
             // Cancels in Snowflake if this future is dropped (client gone) before finishing.
             let guard = CancelOnDrop(Some(handle.canceller()));
             let run = async {

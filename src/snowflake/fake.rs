@@ -66,6 +66,8 @@ pub struct LoggedStatement {
     pub sql: String,
     /// The session's context when the statement started.
     pub context: FakeContext,
+    /// The bind parameters sent with it.
+    pub params: crate::binds::Params,
 }
 
 #[derive(Default)]
@@ -274,6 +276,17 @@ impl Session for FakeSessionHandle {
         max_rows: Option<u64>,
         cancel: CancellationToken,
     ) -> BoxFuture<'a, Result<StatementOutput, BackendError>> {
+        self.execute_bound(sql, &crate::binds::Params::None, max_rows, cancel)
+    }
+
+    /// Accepts parameters and records them with the statement; they change nothing else.
+    fn execute_bound<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a crate::binds::Params,
+        max_rows: Option<u64>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<StatementOutput, BackendError>> {
         Box::pin(async move {
             let (query_id, delay) = {
                 let mut state = self.backend.lock();
@@ -300,6 +313,7 @@ impl Session for FakeSessionHandle {
                     session: self.id,
                     sql: sql.to_string(),
                     context,
+                    params: params.clone(),
                 });
                 (query_id, delay)
             };

@@ -46,6 +46,25 @@ pub trait Session: Send + Sync {
         max_rows: Option<u64>,
         cancel: CancellationToken,
     ) -> BoxFuture<'a, Result<StatementOutput, BackendError>>;
+
+    /// Runs one statement with bind parameters, sent beside the SQL text (never spliced into
+    /// it). Sessions that cannot bind refuse parameters rather than drop them.
+    fn execute_bound<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a crate::binds::Params,
+        max_rows: Option<u64>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<StatementOutput, BackendError>> {
+        if params.is_empty() {
+            return self.execute(sql, max_rows, cancel);
+        }
+        Box::pin(async {
+            Err(BackendError::Protocol(
+                "this session cannot send bind parameters".into(),
+            ))
+        })
+    }
 }
 
 /// A result column as the daemon reports it.

@@ -274,7 +274,9 @@ _DROP_DATABASE_RE = re.compile(rf"^\s*DROP\s+DATABASE\s+(IF\s+EXISTS\s+)?{_IDENT
 _USE_SECONDARY_RE = re.compile(r"^\s*USE\s+SECONDARY\s+ROLES?\b", re.I)
 # fakesnow fails every ALTER SESSION; the query tag is the one session parameter snowflaked
 # sets, so the emulator accepts setting and unsetting it (and nothing else).
-_QUERY_TAG_RE = re.compile(r"^\s*ALTER\s+SESSION\s+(?:SET\s+QUERY_TAG\s*=\s*'(?:[^'\\]|''|\\.)*'|UNSET\s+QUERY_TAG)\s*;?\s*$", re.I)
+_QUERY_TAG_RE = re.compile(r"^\s*ALTER\s+SESSION\s+(?:SET\s+QUERY_TAG\s*=\s*'((?:[^'\\]|''|\\.)*)'|UNSET\s+QUERY_TAG)\s*;?\s*$", re.I)
+# The statements a test may ask about, with the query tag each ran under (QUERY_HISTORY's view).
+REMEMBERED_QUERIES = 1000
 _CONTEXT_FN_RE = re.compile(r"\b(CURRENT_WAREHOUSE|CURRENT_ROLE)\s*\(\s*\)", re.I)
 _WAIT_START_RE = re.compile(r"\bSYSTEM\$WAIT\s*\(", re.I)
 _WAIT_RE = re.compile(
@@ -290,6 +292,46 @@ _WAIT_UNITS = {
     "HOURS": 3600.0,
     "DAYS": 86400.0,
 }
+
+
+_EPOCH = dt.datetime(1970, 1, 1)
+_fakesnow_from_binding = fs_server.from_binding
+
+
+def from_binding(binding: dict[str, Any]) -> Any:  # noqa: ANN401
+    """One bind value as Snowflake's wire sends it, decoded as Snowflake would type it.
+
+    fakesnow's own decoder fails on NULLs of a non-text type and on FIXED decimals, returns REAL
+    as text, and makes TIMESTAMP_NTZ zoned; everything else is left to it. Times are decoded
+    with integer arithmetic (to the microsecond, Python's resolution) so no float rounding
+    creeps in.
+    """
+    ty, value = binding.get("type"), binding.get("value")
+    if value is None:
+        return None
+    if ty == "FIXED":
+        return int(value) if re.fullmatch(r"[+-]?\d+", value) else decimal.Decimal(value)
+    if ty == "REAL":
+        return float(value)  # also NaN, Infinity, -Infinity
+    if ty in ("TIMESTAMP_NTZ", "TIMESTAMP_LTZ", "TIMESTAMP_TZ"):
+        nanos, _, offset = value.partition(" ")
+        at = _EPOCH + dt.timedelta(microseconds=int(nanos) // 1000)
+        if ty == "TIMESTAMP_NTZ":
+            return at
+        utc = at.replace(tzinfo=dt.timezone.utc)
+        if ty == "TIMESTAMP_TZ" and offset:
+            return utc.astimezone(dt.timezone(dt.timedelta(minutes=int(offset) - 1440)))
+        return utc
+    return _fakesnow_from_binding(binding)
+
+
+# fakesnow's query route decodes bindings through this module-level name.
+fs_server.from_binding = from_binding
+
+
+def string_literal_value(body: str) -> str:
+    """The text of a Snowflake string literal's body: '' and backslash escapes undone."""
+    return re.sub(r"''|\\(.)", lambda m: "'" if m[0] == "''" else {"n": "\n", "t": "\t", "0": "\0"}.get(m[1], m[1]), body)
 
 
 def ident_value(raw: str) -> str:
@@ -317,6 +359,7 @@ class _Cancelled(Exception):
 class SessionState:
     warehouse: str | None
     role: str | None
+    query_tag: str | None = None
     # fakesnow runs a session's statements on one DuckDB cursor and fails (HTTP 500) when two
     # overlap; Snowflake runs them concurrently, so queue them here instead.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -330,7 +373,8 @@ class RunningQuery:
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     # set by /__emulator/release-waits: a SYSTEM$WAIT in progress finishes successfully now
     release: asyncio.Event = field(default_factory=asyncio.Event)
-    sql: str = ""
+    # the statement's text once read, so a test can wait for its own statement to be running
+    sql: str | None = None
 
 
 @dataclass
@@ -415,6 +459,8 @@ class Emulator:
         self.logins_running = 0
         # the most statements running at once since start or the last reset-peak
         self.peak_running = 0
+        # (session's query tag, statement text) of recent statements, like QUERY_HISTORY
+        self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=REMEMBERED_QUERIES)
 
     # ---- responses -------------------------------------------------------------------------
 
@@ -614,9 +660,9 @@ class Emulator:
         try:
             body = json.loads(raw)
             sql = str(body["sqlText"])
+            run.sql = sql
         except (ValueError, KeyError, TypeError):
             return self.error_response("000900", "SQL text is missing or malformed.", "42000", run.query_id)
-        run.sql = sql
 
         if self.options.statement_delay:
             await self._until_cancelled(asyncio.sleep(self.options.statement_delay), run)
@@ -631,7 +677,10 @@ class Emulator:
             name = re.sub(r"\s+", "", wait[0]).upper()
             return self._success(token, run.query_id, name, f"waited {amount} {unit.lower()}", statement_type.SELECT)
 
-        if _QUERY_TAG_RE.match(sql):
+        self.history.append({"sql": sql[:1000], "query_tag": state.query_tag})
+        tag = _QUERY_TAG_RE.match(sql)
+        if tag:
+            state.query_tag = string_literal_value(tag[1]) if tag[1] is not None else None
             return self._success(token, run.query_id, "status", "Statement executed successfully.", statement_type.USE)
 
         drop_db = _DROP_DATABASE_RE.match(sql)
@@ -830,9 +879,11 @@ class Emulator:
                 "active_sessions": len(fs_server.sessions),
                 "running": len(self.running),
                 "peak_running": self.peak_running,
-                "running_sql": [run.sql for run in self.running.values()],
+                "running_sql": [r.sql for r in self.running.values() if r.sql is not None],
                 "logins_running": self.logins_running,
                 "cancelled_request_ids": list(self.cancelled_ids),
+                "query_tags": sorted({s.query_tag for s in self.sessions.values() if s.query_tag is not None}),
+                "history": list(self.history),
             }
         )
 
@@ -848,7 +899,7 @@ class Emulator:
             return JSONResponse({"error": "expected {\"containing\": \"non-empty text\"}"}, status_code=400)
         released = 0
         for run in self.running.values():
-            if marker in run.sql and not run.release.is_set():
+            if run.sql is not None and marker in run.sql and not run.release.is_set():
                 run.release.set()
                 released += 1
         return JSONResponse({"released": released})

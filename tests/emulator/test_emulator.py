@@ -243,6 +243,7 @@ def test_readiness_line_and_clean_exit_on_signals() -> None:
         token, _ = raw.login()
         waiting = Background(lambda: raw.query(token, "select system$wait(600)"))
         wait_until(lambda: raw.stats()["running"] == 1, "the wait to be running")
+        wait_until(lambda: raw.stats()["running_sql"] == ["select system$wait(600)"], "its text to be known")
         assert emu.stop(sig) == 0, emu.errors()
         assert waiting.result()[1]["code"] == "000604"
 
@@ -517,6 +518,33 @@ def test_stats_count_logins_and_queries(raw: Raw) -> None:
     assert after["queries"] == before["queries"] + 2
     assert after["running"] == 0
     assert set(after) >= {"logins", "queries", "cancelled", "active_sessions", "running"}
+
+
+def test_query_tag_is_recorded_per_session_and_statement(raw: Raw) -> None:
+    token, _ = raw.login()
+    other, _ = raw.login()
+    tag = """{"tool":"claude-code","session":"it's \\ a \\"test\\""}"""
+    literal = "'" + tag.replace("\\", "\\\\").replace("'", "''") + "'"
+    raw.ok(token, f"ALTER SESSION SET QUERY_TAG = {literal}")
+    raw.ok(token, "select 'tagged' t")
+    raw.ok(other, "select 'untagged' t")
+    assert tag in raw.stats()["query_tags"]
+    history = raw.stats()["history"]
+    assert {"sql": "select 'tagged' t", "query_tag": tag} in history
+    assert {"sql": "select 'untagged' t", "query_tag": None} in history
+    raw.ok(token, "ALTER SESSION UNSET QUERY_TAG")
+    raw.ok(token, "select 'after' t")
+    assert {"sql": "select 'after' t", "query_tag": None} in raw.stats()["history"]
+
+
+def test_bindings_are_typed_as_snowflake_types_them(emulator: EmulatorProcess) -> None:
+    with connect(emulator.port, paramstyle="qmark") as conn:
+        cur = conn.cursor()
+        cur.execute(
+            "select ?, ?, ?, ?",
+            (decimal.Decimal("-12.50"), 0.25, None, dt.datetime(2024, 1, 2, 3, 4, 5, 123456)),
+        )
+        assert cur.fetchone() == (decimal.Decimal("-12.50"), 0.25, None, dt.datetime(2024, 1, 2, 3, 4, 5, 123456))
 
 
 def test_latency_flags_apply() -> None:
