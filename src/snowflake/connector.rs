@@ -11,7 +11,8 @@ use std::time::Duration;
 use snowflake_connector_rs as sf;
 use tokio_util::sync::CancellationToken;
 
-use super::values::{cell_to_json, type_name, type_scale};
+use super::rows::JsonRow;
+use super::values::{type_name, type_scale};
 use super::{Backend, BackendError, BoxFuture, ResultColumn, Session, StatementOutput};
 use crate::config::{Auth, ConnectionSettings};
 
@@ -218,19 +219,29 @@ async fn collect(
     };
     let limit = max_rows.map(|m| m as usize);
     'partitions: while let Some(table) = cursor.next_table().await.map_err(|e| classify(&e))? {
-        for row in table.dynamic_rows().map_err(|e| classify(&e))? {
+        for row in table.rows::<JsonRow>().map_err(|e| classify(&e))? {
             if limit.is_some_and(|limit| output.rows.len() >= limit) {
                 // One row beyond the limit proves the result was cut; fetch no further.
                 output.truncated = true;
                 break 'partitions;
             }
-            let (_, cells) = row.map_err(|e| classify(&e))?.into_parts();
-            let cells: Vec<serde_json::Value> =
-                cells.into_vec().into_iter().map(cell_to_json).collect();
+            let JsonRow(cells) = row.map_err(|e| unreadable(&e, &output.query_id))?;
             output.rows.push(crate::row::from_values(&cells));
         }
     }
     Ok(output)
+}
+
+/// A row the daemon could not convert: the statement ran, the result is fine in Snowflake,
+/// only reading one of its values failed here.
+fn unreadable(error: &sf::Error, query_id: &str) -> BackendError {
+    match error.kind() {
+        sf::ErrorKind::Decode => BackendError::Unreadable {
+            message: error.to_string(),
+            query_id: Some(query_id.to_string()).filter(|q| !q.is_empty()),
+        },
+        _ => classify(error),
+    }
 }
 
 fn classify_login_error(describe: &str, error: &sf::Error) -> BackendError {

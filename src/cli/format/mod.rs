@@ -268,12 +268,7 @@ struct Budget<'a> {
 }
 
 impl Budget<'_> {
-    fn fit(
-        &self,
-        view: &View<'_>,
-        escape: impl Fn(&str) -> String,
-        draw: Draw<'_>,
-    ) -> String {
+    fn fit(&self, view: &View<'_>, escape: impl Fn(&str) -> String, draw: Draw<'_>) -> String {
         let texts: Vec<Vec<String>> = view
             .rows
             .iter()
