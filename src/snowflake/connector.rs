@@ -121,6 +121,7 @@ impl Backend for ConnectorBackend {
                 Ok(Err(e)) => Err(classify_login_error(&self.describe, &e)),
                 Ok(Ok(session)) => Ok(Box::new(ConnectorSession {
                     session: Arc::new(session),
+                    timezone: std::sync::Mutex::new(None),
                 }) as Box<dyn Session>),
             }
         })
@@ -137,6 +138,59 @@ impl Backend for ConnectorBackend {
 
 struct ConnectorSession {
     session: Arc<sf::Session>,
+    /// The session's TIMEZONE parameter, read from Snowflake the first time a result has a
+    /// TIMESTAMP_LTZ column, forgotten when a statement may have changed it.
+    timezone: std::sync::Mutex<Option<chrono_tz::Tz>>,
+}
+
+impl ConnectorSession {
+    /// The session's TIMEZONE, asking Snowflake when it is not known.
+    async fn timezone(&self) -> Result<chrono_tz::Tz, BackendError> {
+        if let Some(tz) = *self.timezone.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(tz);
+        }
+        let handle = self
+            .session
+            .query_handle("SHOW PARAMETERS LIKE 'TIMEZONE' IN SESSION".to_string())
+            .map_err(|e| classify(&e))?;
+        let mut cursor = handle.execute().await.map_err(|e| classify(&e))?;
+        let shown = collect(&mut cursor, Some(10), None).await?;
+        let value = shown
+            .columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case("value"))
+            .and_then(|i| {
+                shown.rows.iter().find_map(|row| {
+                    let cells = crate::row::values(row);
+                    let is_timezone = cells.first()?.as_str()?.eq_ignore_ascii_case("TIMEZONE");
+                    is_timezone.then(|| cells.get(i)?.as_str().map(str::to_string))?
+                })
+            })
+            .ok_or_else(|| {
+                BackendError::Protocol(
+                    "SHOW PARAMETERS did not report the session's TIMEZONE".into(),
+                )
+            })?;
+        let tz = parse_timezone(&value).ok_or_else(|| {
+            BackendError::Protocol(format!(
+                "the session's TIMEZONE {value:?} is not a time zone this daemon knows"
+            ))
+        })?;
+        *self.timezone.lock().unwrap_or_else(|e| e.into_inner()) = Some(tz);
+        Ok(tz)
+    }
+}
+
+/// An IANA time zone name as Snowflake's TIMEZONE parameter holds it (`America/Los_Angeles`,
+/// `UTC`, `Etc/UTC`).
+fn parse_timezone(name: &str) -> Option<chrono_tz::Tz> {
+    name.trim().parse::<chrono_tz::Tz>().ok()
+}
+
+/// Whether a statement may change the session's TIMEZONE (`ALTER SESSION SET TIMEZONE`, a
+/// script that does): any mention makes the daemon read it again when it next needs it.
+fn may_change_timezone(sql: &str) -> bool {
+    sql.to_ascii_uppercase().contains("TIMEZONE")
 }
 
 impl Session for ConnectorSession {
@@ -153,9 +207,22 @@ impl Session for ConnectorSession {
                 .map_err(|e| classify(&e))?;
             // Cancels in Snowflake if this future is dropped (client gone) before finishing.
             let guard = CancelOnDrop(Some(handle.canceller()));
+            if may_change_timezone(sql) {
+                *self.timezone.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
             let run = async {
                 let mut cursor = handle.execute().await.map_err(|e| classify(&e))?;
-                collect(&mut cursor, max_rows).await
+                let has_ltz = cursor
+                    .schema()
+                    .columns()
+                    .iter()
+                    .any(|c| matches!(c.ty(), sf::ColumnType::TimestampLtz { .. }));
+                let timezone = if has_ltz {
+                    Some(self.timezone().await?)
+                } else {
+                    None
+                };
+                collect(&mut cursor, max_rows, timezone).await
             };
             let result = tokio::select! {
                 result = run => result,
@@ -197,10 +264,20 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// Reads the result; TIMESTAMP_LTZ cells are shown in `timezone` (the session's).
 async fn collect(
     cursor: &mut sf::ResultCursor,
     max_rows: Option<u64>,
+    timezone: Option<chrono_tz::Tz>,
 ) -> Result<StatementOutput, BackendError> {
+    let ltz_columns: Vec<usize> = cursor
+        .schema()
+        .columns()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| matches!(c.ty(), sf::ColumnType::TimestampLtz { .. }))
+        .map(|(i, _)| i)
+        .collect();
     let columns = cursor
         .schema()
         .columns()
@@ -225,7 +302,14 @@ async fn collect(
                 output.truncated = true;
                 break 'partitions;
             }
-            let JsonRow(cells) = row.map_err(|e| unreadable(&e, &output.query_id))?;
+            let JsonRow(mut cells) = row.map_err(|e| unreadable(&e, &output.query_id))?;
+            if let Some(tz) = timezone {
+                for &i in &ltz_columns {
+                    if let Some(cell) = cells.get_mut(i) {
+                        super::values::in_timezone(cell, tz);
+                    }
+                }
+            }
             output.rows.push(crate::row::from_values(&cells));
         }
     }

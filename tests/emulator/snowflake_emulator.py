@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterator
 
 import pyarrow as pa
+import sqlglot
+from sqlglot import exp
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -273,6 +275,11 @@ _USE_SECONDARY_RE = re.compile(r"^\s*USE\s+SECONDARY\s+ROLES?\b", re.I)
 # fakesnow fails every ALTER SESSION; the query tag is the one session parameter snowflaked
 # sets, so the emulator accepts setting and unsetting it (and nothing else).
 _QUERY_TAG_RE = re.compile(r"^\s*ALTER\s+SESSION\s+(?:SET\s+QUERY_TAG\s*=\s*'(?:[^'\\]|''|\\.)*'|UNSET\s+QUERY_TAG)\s*;?\s*$", re.I)
+# The session's TIMEZONE: kept per session, reported by SHOW PARAMETERS, and what TIMESTAMP_LTZ
+# values are shown in by the clients.
+_TIMEZONE_RE = re.compile(r"^\s*ALTER\s+SESSION\s+(?:SET\s+TIMEZONE\s*=\s*'([^']*)'|UNSET\s+TIMEZONE)\s*;?\s*$", re.I)
+_SHOW_PARAMETERS_RE = re.compile(r"^\s*SHOW\s+PARAMETERS\b", re.I)
+_LTZ_RE = re.compile(r"TIMESTAMP_?LTZ", re.I)
 _CONTEXT_FN_RE = re.compile(r"\b(CURRENT_WAREHOUSE|CURRENT_ROLE)\s*\(\s*\)", re.I)
 _WAIT_START_RE = re.compile(r"\bSYSTEM\$WAIT\s*\(", re.I)
 _WAIT_RE = re.compile(
@@ -288,6 +295,28 @@ _WAIT_UNITS = {
     "HOURS": 3600.0,
     "DAYS": 86400.0,
 }
+
+
+def ltz_columns(sql: str) -> set[int]:
+    """Positions in the select list that are casts to TIMESTAMP_LTZ.
+
+    DuckDB has one time-zone-aware timestamp, so fakesnow reports TIMESTAMP_LTZ and
+    TIMESTAMP_TZ alike as timestamp_tz; only the SQL tells them apart. This is the one place
+    the emulator parses SQL (with fakesnow's own parser), and only when LTZ is mentioned.
+    """
+    if not _LTZ_RE.search(sql):
+        return set()
+    try:
+        tree = sqlglot.parse_one(sql, read="snowflake")
+    except sqlglot.errors.ParseError:
+        return set()
+    if not isinstance(tree, exp.Select):
+        return set()
+    return {
+        i
+        for i, e in enumerate(tree.expressions)
+        if isinstance(e.unalias(), (exp.Cast, exp.TryCast)) and e.unalias().to.is_type(exp.DataType.Type.TIMESTAMPLTZ)
+    }
 
 
 def ident_value(raw: str) -> str:
@@ -318,6 +347,8 @@ class SessionState:
     # fakesnow runs a session's statements on one DuckDB cursor and fails (HTTP 500) when two
     # overlap; Snowflake runs them concurrently, so queue them here instead.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # ALTER SESSION SET TIMEZONE; None: the account's (fakesnow reports Etc/UTC)
+    timezone: str | None = None
 
 
 @dataclass
@@ -604,6 +635,18 @@ class Emulator:
         if _QUERY_TAG_RE.match(sql):
             return self._success(token, run.query_id, "status", "Statement executed successfully.", statement_type.USE)
 
+        timezone = _TIMEZONE_RE.match(sql)
+        if timezone:
+            if timezone[1] is not None:
+                try:
+                    import zoneinfo
+
+                    zoneinfo.ZoneInfo(timezone[1])
+                except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+                    return self.error_response("002037", f"Invalid value [{timezone[1]}] for parameter 'TIMEZONE'", "22023", run.query_id)
+            state.timezone = timezone[1]
+            return self._success(token, run.query_id, "status", "Statement executed successfully.", statement_type.USE)
+
         if _USE_SECONDARY_RE.match(sql):
             # accepted and ignored: the emulator has no roles to activate
             return self._success(token, run.query_id, "status", "Statement executed successfully.", statement_type.USE)
@@ -672,7 +715,13 @@ class Emulator:
                 state.warehouse = ident_value(use_wh[1])
             if use_role:
                 state.role = ident_value(use_role[1])
+            rowtype = data.get("rowtype") or []
+            for i in ltz_columns(sql):
+                if i < len(rowtype) and str(rowtype[i].get("type")).lower() == "timestamp_tz":
+                    rowtype[i]["type"] = "timestamp_ltz"
             to_json_result(data)
+            if state.timezone is not None and _SHOW_PARAMETERS_RE.match(sql):
+                self._show_session_timezone(data, state.timezone)
             for col in data.get("rowtype") or []:
                 if col.get("name") in renames:
                     col["name"] = renames[col["name"]]
@@ -680,6 +729,18 @@ class Emulator:
             data["finalWarehouseName"] = state.warehouse
             data["finalRoleName"] = self._role(state)
         return JSONResponse(payload)
+
+    @staticmethod
+    def _show_session_timezone(data: dict[str, Any], timezone: str) -> None:
+        """SHOW PARAMETERS answers the session's TIMEZONE at level SESSION."""
+        names = [str(c.get("name")).lower() for c in data.get("rowtype") or []]
+        if not {"key", "value", "level"} <= set(names):
+            return
+        key, value, level = names.index("key"), names.index("value"), names.index("level")
+        for row in data.get("rowset") or []:
+            if str(row[key]).upper() == "TIMEZONE":
+                row[value] = timezone
+                row[level] = "SESSION"
 
     async def abort_request(self, request: Request) -> Response:
         token, early = self._check_session(request)
