@@ -307,14 +307,19 @@ impl Budget<'_> {
         if !fits(&out) {
             // Cut over-wide cells to an even share of the budget before giving up any row.
             let columns = view.columns.len().max(1);
-            let share = (self.max_chars / ((total + 3) * columns)).max(MIN_CELL_CHARS);
-            if texts
+            // Narrower still while the rows do not fit (padding and borders count too).
+            let mut share = (self.max_chars / ((total + 3) * columns)).max(MIN_CELL_CHARS);
+            while texts
                 .iter()
                 .flatten()
                 .any(|t| t.len() > share && t.chars().nth(share).is_some())
             {
                 cap = Some(share);
                 (out, cut_cells) = build(shown, cap);
+                if fits(&out) || share == MIN_CELL_CHARS {
+                    break;
+                }
+                share = (share * 3 / 4).max(MIN_CELL_CHARS);
             }
             // Then drop rows: shrink by the measured size per row, then step down until it fits.
             while shown > 0 && !fits(&out) {
