@@ -200,6 +200,21 @@ fn csv_and_ndjson_announce_a_cut_on_stderr() {
 }
 
 #[test]
+fn ndjson_keeps_column_order_and_duplicate_names() {
+    let (home, port, _daemon) = daemon();
+    let out = home.run(
+        port,
+        &[
+            "query",
+            "SELECT 1 AS b, 2 AS a, 3 AS a",
+            "--format",
+            "ndjson",
+        ],
+    );
+    assert_eq!(stdout(&out), "{\"B\":1,\"A\":2,\"A_2\":3}\n");
+}
+
+#[test]
 fn csv_and_the_table_tell_null_from_empty_and_escape_control_characters() {
     let (home, port, _daemon) = daemon();
     let sql = "SELECT '' AS e, NULL::VARCHAR AS n, 'NULL' AS s";
