@@ -217,10 +217,14 @@ impl Session for ConnectorSession {
                     .columns()
                     .iter()
                     .any(|c| matches!(c.ty(), sf::ColumnType::TimestampLtz { .. }));
-                let timezone = if has_ltz {
-                    Some(self.timezone().await?)
-                } else {
-                    None
+                // Without the session's zone the instants are still exact, shown in UTC.
+                let timezone = match has_ltz {
+                    true => self
+                        .timezone()
+                        .await
+                        .inspect_err(|e| tracing::warn!(error = %e, "cannot read the session's TIMEZONE; TIMESTAMP_LTZ shown in UTC"))
+                        .ok(),
+                    false => None,
                 };
                 collect(&mut cursor, max_rows, timezone).await
             };
@@ -321,7 +325,14 @@ async fn collect(
 fn unreadable(error: &sf::Error, query_id: &str) -> BackendError {
     match error.kind() {
         sf::ErrorKind::Decode => BackendError::Unreadable {
-            message: error.to_string(),
+            message: if error.to_string().contains("recursion limit") {
+                format!(
+                    "a VARIANT, OBJECT or ARRAY nested deeper than {} levels: {error}",
+                    super::rows::MAX_JSON_DEPTH
+                )
+            } else {
+                error.to_string()
+            },
             query_id: Some(query_id.to_string()).filter(|q| !q.is_empty()),
         },
         _ => classify(error),
