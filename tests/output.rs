@@ -226,6 +226,13 @@ fn csv_and_the_table_tell_null_from_empty_and_escape_control_characters() {
         stdout(&home.run(port, &["query", sql, "--format", "csv", "--null", "\\N"])),
         "E,N,S\n\"\",\\N,NULL\n"
     );
+    let ambiguous = home.run(port, &["query", sql, "--format", "csv", "--null", "a,b"]);
+    assert_eq!(ambiguous.status.code(), Some(2));
+    assert!(
+        stderr(&ambiguous).contains("--null"),
+        "{}",
+        stderr(&ambiguous)
+    );
     let markdown = stdout(&home.run(port, &["query", sql, "--format", "markdown"]));
     assert!(markdown.contains("|  | NULL | \"NULL\" |"), "{markdown}");
 

@@ -101,6 +101,14 @@ fn write_stdout(text: &str) {
 }
 
 async fn run_query(client: &Client, args: &QueryArgs) -> Result<ExitCode, ClientError> {
+    if args.format == Format::Csv
+        && let Some(null) = &args.null
+        && null.contains([',', '"', '\r', '\n'])
+    {
+        return Err(ClientError::Usage(format!(
+            "--null {null:?} cannot be told apart in csv: leave out commas, quotes and line breaks"
+        )));
+    }
     let sql = read_sql(args).map_err(ClientError::Usage)?;
     let request = QueryRequest {
         sql,
