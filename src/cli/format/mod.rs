@@ -255,6 +255,9 @@ fn status_line(view: &View<'_>, elapsed_ms: Option<u64>) -> String {
 /// Draws a header and (escaped, cut) rows.
 type Draw<'a> = &'a dyn Fn(&[String], &[Vec<String>]) -> String;
 
+/// Room kept for the lines that say what was cut.
+const NOTICE_RESERVE: usize = 320;
+
 /// Cells shorter than this are never cut, however small the budget.
 const MIN_CELL_CHARS: usize = 40;
 
@@ -298,13 +301,20 @@ impl Budget<'_> {
         };
         let status_chars = self.status.chars().count();
         let size = |out: &str| out.chars().count() + status_chars;
-        let fits = |out: &str| self.max_chars == 0 || size(out) <= self.max_chars;
+        let fits_in = |out: &str, limit: usize| self.max_chars == 0 || size(out) <= limit;
 
         let total = texts.len();
         let mut shown = total;
         let mut cap = None;
         let (mut out, mut cut_cells) = build(shown, cap);
-        if !fits(&out) {
+        if !fits_in(&out, self.max_chars) {
+            // Once something is cut, the lines saying so must fit too.
+            let limit = if self.max_chars > 4 * NOTICE_RESERVE {
+                self.max_chars - NOTICE_RESERVE
+            } else {
+                self.max_chars
+            };
+            let fits = |out: &str| fits_in(out, limit);
             // Cut over-wide cells to an even share of the budget before giving up any row.
             let columns = view.columns.len().max(1);
             // Narrower still while the rows do not fit (padding and borders count too).
@@ -321,10 +331,25 @@ impl Budget<'_> {
                 }
                 share = (share * 3 / 4).max(MIN_CELL_CHARS);
             }
+            // Every row fits: give the cut cells as much of the budget as is left.
+            if let Some(fitting) = cap.filter(|_| fits(&out)) {
+                let longest = texts.iter().flatten().map(|t| t.chars().count()).max();
+                let (mut low, mut high) = (fitting, longest.unwrap_or(fitting));
+                while high - low > 16 {
+                    let middle = low + (high - low) / 2;
+                    if fits(&build(shown, Some(middle)).0) {
+                        low = middle;
+                    } else {
+                        high = middle;
+                    }
+                }
+                cap = Some(low);
+                (out, cut_cells) = build(shown, cap);
+            }
             // Then drop rows: shrink by the measured size per row, then step down until it fits.
             while shown > 0 && !fits(&out) {
                 let per_row = size(&out) / (shown + 2);
-                let excess = size(&out) - self.max_chars;
+                let excess = size(&out) - limit;
                 shown = shown.saturating_sub((excess / per_row.max(1)).max(1));
                 (out, cut_cells) = build(shown, cap);
             }
