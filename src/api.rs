@@ -80,9 +80,13 @@ pub struct QueryResponse {
     pub rows: Vec<crate::row::Row>,
     pub row_count: u64,
     pub truncated: bool,
-    /// The statements of a `transaction: true` request, one entry each, when there were several.
+    /// The statements of the request, one entry each, when there were several.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub statements: Vec<StatementSummary>,
+    /// Every statement's result, in order, when the request ran several (the last one is also
+    /// the top-level result). Absent for a single statement, whose answer is the top level.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<StatementResult>,
     pub context: Context,
     pub elapsed_ms: u64,
     /// True while this token holds an open transaction after the statement.
@@ -94,11 +98,29 @@ pub struct QueryResponse {
     pub warnings: Vec<String>,
 }
 
-/// One statement of a multi-statement transaction request.
+/// One statement of a multi-statement request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatementSummary {
     pub query_id: String,
+    /// Rows affected for INSERT/UPDATE/DELETE/MERGE (what Snowflake's `number of rows …`
+    /// columns say), rows returned otherwise.
     pub row_count: u64,
+}
+
+/// One statement's result within `results`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatementResult {
+    /// The statement's SQL text.
+    pub statement: String,
+    pub query_id: String,
+    pub columns: Vec<Column>,
+    pub rows: Vec<crate::row::Row>,
+    /// Rows returned.
+    pub row_count: u64,
+    pub truncated: bool,
+    /// Rows inserted, updated or deleted, for DML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_affected: Option<u64>,
 }
 
 /// `PUT /v1/context`: fields to change; absent fields stay as they are. Unknown keys are a

@@ -43,6 +43,9 @@ pub enum ClientError {
     },
     #[error("unexpected answer from snowflaked: {0}")]
     Protocol(String),
+    /// The command line or its input cannot make a request (nothing was sent).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl ClientError {
@@ -52,6 +55,7 @@ impl ClientError {
         match self {
             ClientError::Unreachable { .. } => 3,
             ClientError::Protocol(_) => 3,
+            ClientError::Usage(_) => 2,
             ClientError::Api { status, error } => match (*status, error.kind.as_str()) {
                 (_, "login_failed") => 2,
                 (422, _) => 1,

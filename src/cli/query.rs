@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use hyper::Method;
 
-use super::format::{Format, render};
-use crate::api::{QueryRequest, QueryResponse};
+use super::format::{Format, Options, render_output};
+use crate::api::{ErrorBody, ErrorDetail, QueryRequest, QueryResponse};
 use crate::client::{Client, ClientError};
 use crate::config::duration;
 
@@ -56,26 +56,73 @@ pub struct QueryArgs {
     /// the token's own tag applies again afterwards
     #[arg(long, value_name = "TEXT")]
     pub query_tag: Option<String>,
+    /// Write NULL as TEXT in csv, table and markdown (like psql's `\pset null`); a string
+    /// equal to TEXT is then quoted [default: nothing in csv, NULL in table and markdown]
+    #[arg(long, value_name = "TEXT")]
+    pub null: Option<String>,
 }
 
 /// Default character budget: a few pages, small enough for an agent's context window.
 const DEFAULT_MAX_CHARS: usize = 20_000;
 
 pub async fn run(client: &Client, args: QueryArgs) -> Result<ExitCode, ClientError> {
-    let sql = match read_sql(&args) {
-        Ok(sql) => sql,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(ExitCode::from(2));
-        }
+    let result = run_query(client, &args).await;
+    if let Err(error) = &result
+        && matches!(args.format, Format::Json | Format::Ndjson)
+    {
+        // A program reading the output can always parse it: the error object goes to stdout
+        // too (stderr keeps the human-readable lines).
+        write_stdout(&error_json(error));
+    }
+    result
+}
+
+/// The API's error object for any failure of the client, one line: the daemon's own body for
+/// an API error, a `daemon_unreachable`, `protocol` or `usage` object otherwise.
+pub fn error_json(error: &ClientError) -> String {
+    let detail = match error {
+        ClientError::Api { error, .. } => (**error).clone(),
+        ClientError::Unreachable { .. } => detail("daemon_unreachable", error.to_string()),
+        ClientError::Protocol(_) => detail("protocol", error.to_string()),
+        ClientError::Usage(message) => detail("usage", message.clone()),
     };
-    let params = match crate::binds::Params::from_args(&args.params) {
-        Ok(params) => params,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
+    let mut line = serde_json::to_string(&ErrorBody { error: detail }).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+fn detail(kind: &str, message: String) -> ErrorDetail {
+    ErrorDetail {
+        kind: kind.to_string(),
+        message,
+        code: None,
+        sqlstate: None,
+        query_id: None,
+        hint: None,
+        statement: None,
+        warnings: Vec::new(),
+    }
+}
+
+fn write_stdout(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error.
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+async fn run_query(client: &Client, args: &QueryArgs) -> Result<ExitCode, ClientError> {
+    if args.format == Format::Csv
+        && let Some(null) = &args.null
+        && null.contains([',', '"', '\r', '\n'])
+    {
+        return Err(ClientError::Usage(format!(
+            "--null {null:?} cannot be told apart in csv: leave out commas, quotes and line breaks"
+        )));
+    }
+    let sql = read_sql(args).map_err(ClientError::Usage)?;
+    let params = crate::binds::Params::from_args(&args.params)
+        .map_err(|e| ClientError::Usage(e.to_string()))?;
     let request = QueryRequest {
         sql,
         max_rows: args.max_rows,
@@ -114,11 +161,17 @@ pub async fn run(client: &Client, args: QueryArgs) -> Result<ExitCode, ClientErr
     } else {
         None
     };
-    let text = render(&response, args.format, character_budget(&args), width);
-    let mut stdout = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an error.
-    let _ = stdout.write_all(text.as_bytes());
-    let _ = stdout.flush();
+    let options = Options {
+        format: args.format,
+        max_chars: character_budget(args),
+        width,
+        null: args.null.clone(),
+    };
+    let rendered = render_output(&response, &options);
+    for notice in &rendered.notices {
+        eprintln!("{notice}");
+    }
+    write_stdout(&rendered.stdout);
     Ok(ExitCode::SUCCESS)
 }
 

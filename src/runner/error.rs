@@ -42,6 +42,12 @@ pub enum RunError {
     /// Someone cancelled the statement.
     #[error("the statement was cancelled")]
     Cancelled { query_id: Option<String> },
+    /// The statement ran but a value of its result could not be read.
+    #[error("{message}")]
+    Unreadable {
+        message: String,
+        query_id: Option<String>,
+    },
     /// Every session is busy.
     #[error("{0}")]
     Busy(String),
@@ -90,6 +96,10 @@ impl From<BackendError> for RunError {
                 RunError::Unreachable(format!("{e}, and logging in again did not help"))
             }
             BackendError::Cancelled { query_id } => RunError::Cancelled { query_id },
+            BackendError::Unreadable { ref query_id, .. } => RunError::Unreadable {
+                message: e.to_string(),
+                query_id: query_id.clone(),
+            },
         }
     }
 }

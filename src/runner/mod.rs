@@ -51,14 +51,45 @@ pub struct QueryInput {
 pub struct QueryOutcome {
     /// The last statement's result.
     pub output: StatementOutput,
-    /// Query id and row count of each statement, when there were several.
+    /// Query id and row count (rows affected for DML) of each statement, when there were
+    /// several.
     pub statements: Vec<(String, u64)>,
+    /// Every statement's result, in order, when there were several.
+    pub results: Vec<StatementResult>,
     pub context: Context,
     pub in_transaction: bool,
     /// What the client must hear besides the result (e.g. a saved context that could not be
     /// applied).
     pub warnings: Vec<String>,
     pub elapsed: Duration,
+}
+
+/// One statement's result within a request of several.
+#[derive(Debug, Clone)]
+pub struct StatementResult {
+    /// The statement's SQL text.
+    pub sql: String,
+    pub output: StatementOutput,
+    /// Rows inserted, updated or deleted, for DML.
+    pub rows_affected: Option<u64>,
+}
+
+/// What a DML statement changed: the sum of the `number of rows inserted/updated/deleted`
+/// columns Snowflake answers INSERT, UPDATE, DELETE and MERGE with (its one row), or None for
+/// any other statement.
+fn rows_affected(statement: &Statement, output: &StatementOutput) -> Option<u64> {
+    if statement.kind != Kind::Dml {
+        return None;
+    }
+    let row = crate::row::values(output.rows.first()?);
+    let counts: Vec<u64> = output
+        .columns
+        .iter()
+        .zip(&row)
+        .filter(|(c, _)| c.name.to_ascii_lowercase().starts_with("number of rows "))
+        .filter_map(|(_, v)| v.as_u64())
+        .collect();
+    (!counts.is_empty()).then(|| counts.iter().sum())
 }
 
 /// A requested context change (`snowflaked use …`, `PUT /v1/context`).
@@ -243,9 +274,19 @@ impl Runner {
                 Err(RunError::TransactionLost)
             }
             Err(e) => Err(e.with_warnings(request.warnings)),
-            Ok((output, summaries, in_transaction)) => Ok(QueryOutcome {
+            Ok((output, results, in_transaction)) => Ok(QueryOutcome {
                 output,
-                statements: summaries,
+                statements: results
+                    .iter()
+                    .map(|r| {
+                        let returned = r.output.rows.len() as u64;
+                        (
+                            r.output.query_id.clone(),
+                            r.rows_affected.unwrap_or(returned),
+                        )
+                    })
+                    .collect(),
+                results,
                 context: self.current_context(token),
                 in_transaction,
                 warnings: request.warnings,
@@ -262,7 +303,7 @@ impl Runner {
         max_rows: Option<u64>,
         params: &crate::binds::Params,
         cancel: CancellationToken,
-    ) -> Result<(StatementOutput, Vec<(String, u64)>, bool), RunError> {
+    ) -> Result<(StatementOutput, Vec<StatementResult>, bool), RunError> {
         let mut lease = self.checkout_for(request).await?;
         let result = self
             .run_statements_on(
@@ -291,7 +332,7 @@ impl Runner {
         max_rows: Option<u64>,
         params: &crate::binds::Params,
         cancel: CancellationToken,
-    ) -> Result<(StatementOutput, Vec<(String, u64)>, bool), RunError> {
+    ) -> Result<(StatementOutput, Vec<StatementResult>, bool), RunError> {
         let lease = &mut *lease;
         let none = crate::binds::Params::None;
         if transaction {
@@ -299,17 +340,17 @@ impl Runner {
             self.run_one(request, lease, &begin, Some(0), &none, cancel.clone())
                 .await?;
         }
-        let mut summaries = Vec::with_capacity(statements.len());
-        let mut last = StatementOutput::default();
+        let mut results = Vec::with_capacity(statements.len());
         for (index, statement) in statements.iter().enumerate() {
             match self
                 .run_one(request, lease, statement, max_rows, params, cancel.clone())
                 .await
             {
-                Ok(output) => {
-                    summaries.push((output.query_id.clone(), output.rows.len() as u64));
-                    last = output;
-                }
+                Ok(output) => results.push(StatementResult {
+                    sql: statement.text.clone(),
+                    rows_affected: rows_affected(statement, &output),
+                    output,
+                }),
                 Err(e) => {
                     let rolled_back = transaction && self.roll_back(request.token, lease).await;
                     let e = if statements.len() > 1 || transaction {
@@ -331,10 +372,12 @@ impl Runner {
                 return Err(e);
             }
         }
-        if summaries.len() == 1 {
-            summaries.clear();
-        }
-        Ok((last, summaries, lease.is_pinned()))
+        let last = if results.len() == 1 {
+            results.pop().map(|r| r.output)
+        } else {
+            results.last().map(|r| r.output.clone())
+        };
+        Ok((last.unwrap_or_default(), results, lease.is_pinned()))
     }
 
     /// Rolls back a `--transaction` request after a failure; returns whether ROLLBACK

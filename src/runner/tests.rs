@@ -672,3 +672,61 @@ async fn bind_parameters_reach_the_session_beside_the_text() {
             .all(|s| s.params.is_empty())
     );
 }
+
+#[test]
+fn rows_affected_sums_snowflakes_dml_counts_once() {
+    use crate::snowflake::{ResultColumn, StatementOutput};
+    let output = |names: &[&str], values: serde_json::Value| StatementOutput {
+        columns: names
+            .iter()
+            .map(|n| ResultColumn {
+                name: n.to_string(),
+                ty: "NUMBER".into(),
+                nullable: false,
+                scale: Some(0),
+            })
+            .collect(),
+        rows: vec![crate::row::from_values(values.as_array().unwrap())],
+        ..StatementOutput::default()
+    };
+    let statement = |sql: &str| crate::sql::split(sql).unwrap().remove(0);
+    let insert = output(&["number of rows inserted"], serde_json::json!([3]));
+    assert_eq!(
+        super::rows_affected(&statement("INSERT INTO t VALUES (1)"), &insert),
+        Some(3)
+    );
+    let update = output(
+        &[
+            "number of rows updated",
+            "number of multi-joined rows updated",
+        ],
+        serde_json::json!([4, 4]),
+    );
+    assert_eq!(
+        super::rows_affected(&statement("UPDATE t SET n = 1"), &update),
+        Some(4)
+    );
+    let merge = output(
+        &[
+            "number of rows inserted",
+            "number of rows updated",
+            "number of rows deleted",
+        ],
+        serde_json::json!([1, 2, 3]),
+    );
+    assert_eq!(
+        super::rows_affected(
+            &statement("MERGE INTO t USING s ON t.n = s.n WHEN MATCHED THEN DELETE"),
+            &merge
+        ),
+        Some(6)
+    );
+    // A SELECT that names a column the same way is not DML.
+    assert_eq!(
+        super::rows_affected(
+            &statement("SELECT 3 AS \"number of rows inserted\""),
+            &insert
+        ),
+        None
+    );
+}

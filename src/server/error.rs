@@ -128,6 +128,12 @@ impl From<RunError> for ApiError {
                 e.detail.sqlstate = Some("57014".to_string());
                 e
             }
+            RunError::Unreadable { query_id, .. } => {
+                let mut e = ApiError::new(StatusCode::BAD_GATEWAY, "result_unreadable", message)
+                    .with_hint("the statement ran and Snowflake is fine; select the value as text (TO_JSON(col) or col::STRING) or only the part you need (col:path)");
+                e.detail.query_id = query_id;
+                e
+            }
             RunError::Busy(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "pool_exhausted", message)
             }

@@ -301,16 +301,7 @@ async fn query(
     let output = outcome.output;
     let response = api::QueryResponse {
         query_id: output.query_id,
-        columns: output
-            .columns
-            .into_iter()
-            .map(|c| api::Column {
-                name: c.name,
-                ty: c.ty,
-                nullable: c.nullable,
-                scale: c.scale,
-            })
-            .collect(),
+        columns: api_columns(output.columns),
         row_count: output.rows.len() as u64,
         rows: output.rows,
         truncated: output.truncated,
@@ -320,6 +311,19 @@ async fn query(
             .map(|(query_id, row_count)| api::StatementSummary {
                 query_id,
                 row_count,
+            })
+            .collect(),
+        results: outcome
+            .results
+            .into_iter()
+            .map(|r| api::StatementResult {
+                statement: r.sql,
+                query_id: r.output.query_id,
+                columns: api_columns(r.output.columns),
+                row_count: r.output.rows.len() as u64,
+                rows: r.output.rows,
+                truncated: r.output.truncated,
+                rows_affected: r.rows_affected,
             })
             .collect(),
         context: to_api_context(&outcome.context),
@@ -334,6 +338,18 @@ async fn query(
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
     Ok(answer)
+}
+
+fn api_columns(columns: Vec<crate::snowflake::ResultColumn>) -> Vec<api::Column> {
+    columns
+        .into_iter()
+        .map(|c| api::Column {
+            name: c.name,
+            ty: c.ty,
+            nullable: c.nullable,
+            scale: c.scale,
+        })
+        .collect()
 }
 
 /// Answers larger than this leave enough freed memory behind to be worth returning to the OS.

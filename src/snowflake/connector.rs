@@ -11,7 +11,8 @@ use std::time::Duration;
 use snowflake_connector_rs as sf;
 use tokio_util::sync::CancellationToken;
 
-use super::values::{cell_to_json, type_name, type_scale};
+use super::rows::JsonRow;
+use super::values::{type_name, type_scale};
 use super::{Backend, BackendError, BoxFuture, ResultColumn, Session, StatementOutput};
 use crate::binds::{BindType, BindValue, Params};
 use crate::config::{Auth, ConnectionSettings};
@@ -121,6 +122,7 @@ impl Backend for ConnectorBackend {
                 Ok(Err(e)) => Err(classify_login_error(&self.describe, &e)),
                 Ok(Ok(session)) => Ok(Box::new(ConnectorSession {
                     session: Arc::new(session),
+                    timezone: std::sync::Mutex::new(None),
                 }) as Box<dyn Session>),
             }
         })
@@ -208,6 +210,59 @@ macro_rules! add_bind {
 
 struct ConnectorSession {
     session: Arc<sf::Session>,
+    /// The session's TIMEZONE parameter, read from Snowflake the first time a result has a
+    /// TIMESTAMP_LTZ column, forgotten when a statement may have changed it.
+    timezone: std::sync::Mutex<Option<chrono_tz::Tz>>,
+}
+
+impl ConnectorSession {
+    /// The session's TIMEZONE, asking Snowflake when it is not known.
+    async fn timezone(&self) -> Result<chrono_tz::Tz, BackendError> {
+        if let Some(tz) = *self.timezone.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(tz);
+        }
+        let handle = self
+            .session
+            .query_handle("SHOW PARAMETERS LIKE 'TIMEZONE' IN SESSION".to_string())
+            .map_err(|e| classify(&e))?;
+        let mut cursor = handle.execute().await.map_err(|e| classify(&e))?;
+        let shown = collect(&mut cursor, Some(10), None).await?;
+        let value = shown
+            .columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case("value"))
+            .and_then(|i| {
+                shown.rows.iter().find_map(|row| {
+                    let cells = crate::row::values(row);
+                    let is_timezone = cells.first()?.as_str()?.eq_ignore_ascii_case("TIMEZONE");
+                    is_timezone.then(|| cells.get(i)?.as_str().map(str::to_string))?
+                })
+            })
+            .ok_or_else(|| {
+                BackendError::Protocol(
+                    "SHOW PARAMETERS did not report the session's TIMEZONE".into(),
+                )
+            })?;
+        let tz = parse_timezone(&value).ok_or_else(|| {
+            BackendError::Protocol(format!(
+                "the session's TIMEZONE {value:?} is not a time zone this daemon knows"
+            ))
+        })?;
+        *self.timezone.lock().unwrap_or_else(|e| e.into_inner()) = Some(tz);
+        Ok(tz)
+    }
+}
+
+/// An IANA time zone name as Snowflake's TIMEZONE parameter holds it (`America/Los_Angeles`,
+/// `UTC`, `Etc/UTC`).
+fn parse_timezone(name: &str) -> Option<chrono_tz::Tz> {
+    name.trim().parse::<chrono_tz::Tz>().ok()
+}
+
+/// Whether a statement may change the session's TIMEZONE (`ALTER SESSION SET TIMEZONE`, a
+/// script that does): any mention makes the daemon read it again when it next needs it.
+fn may_change_timezone(sql: &str) -> bool {
+    sql.to_ascii_uppercase().contains("TIMEZONE")
 }
 
 impl Session for ConnectorSession {
@@ -249,9 +304,26 @@ impl Session for ConnectorSession {
             .map_err(|e| classify(&e))?;
             // Cancels in Snowflake if this future is dropped (client gone) before finishing.
             let guard = CancelOnDrop(Some(handle.canceller()));
+            if may_change_timezone(sql) {
+                *self.timezone.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
             let run = async {
                 let mut cursor = handle.execute().await.map_err(|e| classify(&e))?;
-                collect(&mut cursor, max_rows).await
+                let has_ltz = cursor
+                    .schema()
+                    .columns()
+                    .iter()
+                    .any(|c| matches!(c.ty(), sf::ColumnType::TimestampLtz { .. }));
+                // Without the session's zone the instants are still exact, shown in UTC.
+                let timezone = match has_ltz {
+                    true => self
+                        .timezone()
+                        .await
+                        .inspect_err(|e| tracing::warn!(error = %e, "cannot read the session's TIMEZONE; TIMESTAMP_LTZ shown in UTC"))
+                        .ok(),
+                    false => None,
+                };
+                collect(&mut cursor, max_rows, timezone).await
             };
             let result = tokio::select! {
                 result = run => result,
@@ -293,10 +365,20 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// Reads the result; TIMESTAMP_LTZ cells are shown in `timezone` (the session's).
 async fn collect(
     cursor: &mut sf::ResultCursor,
     max_rows: Option<u64>,
+    timezone: Option<chrono_tz::Tz>,
 ) -> Result<StatementOutput, BackendError> {
+    let ltz_columns: Vec<usize> = cursor
+        .schema()
+        .columns()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| matches!(c.ty(), sf::ColumnType::TimestampLtz { .. }))
+        .map(|(i, _)| i)
+        .collect();
     let columns = cursor
         .schema()
         .columns()
@@ -315,19 +397,43 @@ async fn collect(
     };
     let limit = max_rows.map(|m| m as usize);
     'partitions: while let Some(table) = cursor.next_table().await.map_err(|e| classify(&e))? {
-        for row in table.dynamic_rows().map_err(|e| classify(&e))? {
+        for row in table.rows::<JsonRow>().map_err(|e| classify(&e))? {
             if limit.is_some_and(|limit| output.rows.len() >= limit) {
                 // One row beyond the limit proves the result was cut; fetch no further.
                 output.truncated = true;
                 break 'partitions;
             }
-            let (_, cells) = row.map_err(|e| classify(&e))?.into_parts();
-            let cells: Vec<serde_json::Value> =
-                cells.into_vec().into_iter().map(cell_to_json).collect();
+            let JsonRow(mut cells) = row.map_err(|e| unreadable(&e, &output.query_id))?;
+            if let Some(tz) = timezone {
+                for &i in &ltz_columns {
+                    if let Some(cell) = cells.get_mut(i) {
+                        super::values::in_timezone(cell, tz);
+                    }
+                }
+            }
             output.rows.push(crate::row::from_values(&cells));
         }
     }
     Ok(output)
+}
+
+/// A row the daemon could not convert: the statement ran, the result is fine in Snowflake,
+/// only reading one of its values failed here.
+fn unreadable(error: &sf::Error, query_id: &str) -> BackendError {
+    match error.kind() {
+        sf::ErrorKind::Decode => BackendError::Unreadable {
+            message: if error.to_string().contains("recursion limit") {
+                format!(
+                    "a VARIANT, OBJECT or ARRAY nested deeper than {} levels: {error}",
+                    super::rows::MAX_JSON_DEPTH
+                )
+            } else {
+                error.to_string()
+            },
+            query_id: Some(query_id.to_string()).filter(|q| !q.is_empty()),
+        },
+        _ => classify(error),
+    }
 }
 
 fn classify_login_error(describe: &str, error: &sf::Error) -> BackendError {

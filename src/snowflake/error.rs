@@ -26,6 +26,13 @@ pub enum BackendError {
     /// The statement was cancelled (by the client, a timeout or `snowflaked cancel`).
     #[error("the statement was cancelled")]
     Cancelled { query_id: Option<String> },
+    /// The statement ran, but a value of its result could not be read here (e.g. a VARIANT
+    /// nested deeper than the daemon parses). The session is fine.
+    #[error("a value in the result could not be read: {message}")]
+    Unreadable {
+        message: String,
+        query_id: Option<String>,
+    },
     /// Snowflake answered something the client could not understand.
     #[error("unexpected answer from Snowflake: {0}")]
     Protocol(String),
@@ -57,7 +64,8 @@ impl BackendError {
         match self {
             BackendError::Statement { query_id, .. }
             | BackendError::SessionExpired { query_id }
-            | BackendError::Cancelled { query_id } => query_id.as_deref(),
+            | BackendError::Cancelled { query_id }
+            | BackendError::Unreadable { query_id, .. } => query_id.as_deref(),
             _ => None,
         }
     }

@@ -9,6 +9,7 @@
 pub mod connector;
 pub mod error;
 pub mod fake;
+pub mod rows;
 pub mod values;
 
 use std::future::Future;

@@ -39,6 +39,18 @@ pub fn cell_to_json(cell: CellValue) -> Value {
     }
 }
 
+/// Moves a TIMESTAMP_LTZ cell (as [`cell_to_json`] wrote it, in UTC) to `tz`, as Snowflake's
+/// own clients show it: `2024-01-01T21:00:00+09:00`.
+pub fn in_timezone(cell: &mut Value, tz: chrono_tz::Tz) {
+    if let Value::String(text) = cell
+        && let Ok(instant) = chrono::DateTime::parse_from_rfc3339(text)
+    {
+        *text = instant
+            .with_timezone(&tz)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+    }
+}
+
 fn exact_number(text: &str) -> Value {
     text.parse::<serde_json::Number>()
         .map(Value::Number)
@@ -90,6 +102,20 @@ mod tests {
         assert_eq!(cell_to_json(CellValue::Integer(-5)).to_string(), "-5");
         assert_eq!(cell_to_json(CellValue::Null), Value::Null);
         assert_eq!(cell_to_json(CellValue::Boolean(true)), Value::Bool(true));
+    }
+
+    #[test]
+    fn ltz_is_shown_in_the_sessions_time_zone() {
+        let instant = chrono::DateTime::parse_from_rfc3339("2024-01-01T12:00:00.5Z")
+            .unwrap()
+            .to_utc();
+        let mut cell = cell_to_json(CellValue::TimestampLtz(instant));
+        assert_eq!(cell, Value::String("2024-01-01T12:00:00.500Z".into()));
+        in_timezone(&mut cell, chrono_tz::Asia::Tokyo);
+        assert_eq!(cell, Value::String("2024-01-01T21:00:00.500+09:00".into()));
+        let mut summer = Value::String("2024-07-01T12:00:00Z".into());
+        in_timezone(&mut summer, chrono_tz::America::Los_Angeles);
+        assert_eq!(summer, Value::String("2024-07-01T05:00:00-07:00".into()));
     }
 
     #[test]

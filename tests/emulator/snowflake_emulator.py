@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterator
 
 import pyarrow as pa
+import sqlglot
+from sqlglot import exp
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -277,6 +279,11 @@ _USE_SECONDARY_RE = re.compile(r"^\s*USE\s+SECONDARY\s+ROLES?\b", re.I)
 _QUERY_TAG_RE = re.compile(r"^\s*ALTER\s+SESSION\s+(?:SET\s+QUERY_TAG\s*=\s*'((?:[^'\\]|''|\\.)*)'|UNSET\s+QUERY_TAG)\s*;?\s*$", re.I)
 # The statements a test may ask about, with the query tag each ran under (QUERY_HISTORY's view).
 REMEMBERED_QUERIES = 1000
+# The session's TIMEZONE: kept per session, reported by SHOW PARAMETERS, and what TIMESTAMP_LTZ
+# values are shown in by the clients.
+_TIMEZONE_RE = re.compile(r"^\s*ALTER\s+SESSION\s+(?:SET\s+TIMEZONE\s*=\s*'([^']*)'|UNSET\s+TIMEZONE)\s*;?\s*$", re.I)
+_SHOW_PARAMETERS_RE = re.compile(r"^\s*SHOW\s+PARAMETERS\b", re.I)
+_LTZ_RE = re.compile(r"TIMESTAMP_?LTZ", re.I)
 _CONTEXT_FN_RE = re.compile(r"\b(CURRENT_WAREHOUSE|CURRENT_ROLE)\s*\(\s*\)", re.I)
 _WAIT_START_RE = re.compile(r"\bSYSTEM\$WAIT\s*\(", re.I)
 _WAIT_RE = re.compile(
@@ -334,6 +341,28 @@ def string_literal_value(body: str) -> str:
     return re.sub(r"''|\\(.)", lambda m: "'" if m[0] == "''" else {"n": "\n", "t": "\t", "0": "\0"}.get(m[1], m[1]), body)
 
 
+def ltz_columns(sql: str) -> set[int]:
+    """Positions in the select list that are casts to TIMESTAMP_LTZ.
+
+    DuckDB has one time-zone-aware timestamp, so fakesnow reports TIMESTAMP_LTZ and
+    TIMESTAMP_TZ alike as timestamp_tz; only the SQL tells them apart. This is the one place
+    the emulator parses SQL (with fakesnow's own parser), and only when LTZ is mentioned.
+    """
+    if not _LTZ_RE.search(sql):
+        return set()
+    try:
+        tree = sqlglot.parse_one(sql, read="snowflake")
+    except sqlglot.errors.ParseError:
+        return set()
+    if not isinstance(tree, exp.Select):
+        return set()
+    return {
+        i
+        for i, e in enumerate(tree.expressions)
+        if isinstance(e.unalias(), (exp.Cast, exp.TryCast)) and e.unalias().to.is_type(exp.DataType.Type.TIMESTAMPLTZ)
+    }
+
+
 def ident_value(raw: str) -> str:
     """Snowflake identifier semantics: unquoted upper-cases, quoted keeps case ("" -> ")."""
     raw = raw.strip()
@@ -363,6 +392,8 @@ class SessionState:
     # fakesnow runs a session's statements on one DuckDB cursor and fails (HTTP 500) when two
     # overlap; Snowflake runs them concurrently, so queue them here instead.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # ALTER SESSION SET TIMEZONE; None: the account's (fakesnow reports Etc/UTC)
+    timezone: str | None = None
 
 
 @dataclass
@@ -687,6 +718,17 @@ class Emulator:
         if drop_db:
             async with state.lock:
                 return self._drop_database(token, run.query_id, ident_value(drop_db[2]), bool(drop_db[1]))
+        timezone = _TIMEZONE_RE.match(sql)
+        if timezone:
+            if timezone[1] is not None:
+                try:
+                    import zoneinfo
+
+                    zoneinfo.ZoneInfo(timezone[1])
+                except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+                    return self.error_response("002037", f"Invalid value [{timezone[1]}] for parameter 'TIMEZONE'", "22023", run.query_id)
+            state.timezone = timezone[1]
+            return self._success(token, run.query_id, "status", "Statement executed successfully.", statement_type.USE)
 
         if _USE_SECONDARY_RE.match(sql):
             # accepted and ignored: the emulator has no roles to activate
@@ -756,7 +798,13 @@ class Emulator:
                 state.warehouse = ident_value(use_wh[1])
             if use_role:
                 state.role = ident_value(use_role[1])
+            rowtype = data.get("rowtype") or []
+            for i in ltz_columns(sql):
+                if i < len(rowtype) and str(rowtype[i].get("type")).lower() == "timestamp_tz":
+                    rowtype[i]["type"] = "timestamp_ltz"
             to_json_result(data)
+            if state.timezone is not None and _SHOW_PARAMETERS_RE.match(sql):
+                self._show_session_timezone(data, state.timezone)
             for col in data.get("rowtype") or []:
                 if col.get("name") in renames:
                     col["name"] = renames[col["name"]]
@@ -787,6 +835,18 @@ class Emulator:
                 conn._schema, conn.schema_set = None, False
         duck.execute(f'DETACH DATABASE "{name}"')
         return self._success(token, query_id, "status", f"{name} successfully dropped.", statement_type.DDL)
+
+    @staticmethod
+    def _show_session_timezone(data: dict[str, Any], timezone: str) -> None:
+        """SHOW PARAMETERS answers the session's TIMEZONE at level SESSION."""
+        names = [str(c.get("name")).lower() for c in data.get("rowtype") or []]
+        if not {"key", "value", "level"} <= set(names):
+            return
+        key, value, level = names.index("key"), names.index("value"), names.index("level")
+        for row in data.get("rowset") or []:
+            if str(row[key]).upper() == "TIMEZONE":
+                row[value] = timezone
+                row[level] = "SESSION"
 
     async def abort_request(self, request: Request) -> Response:
         token, early = self._check_session(request)

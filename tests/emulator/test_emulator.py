@@ -370,6 +370,29 @@ def test_warehouse_and_role_tracking_raw(raw: Raw) -> None:
     assert data["finalWarehouseName"] is None and data["finalRoleName"] == "PUBLIC"
 
 
+def test_session_timezone_and_timestamp_ltz(raw: Raw) -> None:
+    token, _ = raw.login()
+    sql = "select '2024-01-01 12:00:00 +00:00'::timestamp_ltz l, '2024-01-01 12:00:00 +00:00'::timestamp_tz t, 1 n"
+    data = raw.ok(token, sql)
+    assert [c["type"] for c in data["rowtype"]] == ["timestamp_ltz", "timestamp_tz", "fixed"]
+    # LTZ is an instant (epoch seconds); TZ carries its offset index
+    assert data["rowset"] == [["1704110400.000000000", "1704110400.000000000 1440", "1"]]
+
+    raw.ok(token, "ALTER SESSION SET TIMEZONE = 'Asia/Tokyo'")
+    shown = raw.ok(token, "SHOW PARAMETERS LIKE 'TIMEZONE' IN SESSION")
+    names = [c["name"] for c in shown["rowtype"]]
+    row = dict(zip(names, shown["rowset"][0]))
+    assert row["value"] == "Asia/Tokyo" and row["level"] == "SESSION"
+
+    other, _ = raw.login()
+    shown = raw.ok(other, "SHOW PARAMETERS LIKE 'TIMEZONE' IN SESSION")
+    assert dict(zip(names, shown["rowset"][0]))["value"] == "Etc/UTC", "per session"
+
+    raw.ok(token, "alter session unset timezone")
+    shown = raw.ok(token, "SHOW PARAMETERS LIKE 'TIMEZONE' IN SESSION")
+    assert dict(zip(names, shown["rowset"][0]))["value"] == "Etc/UTC"
+
+
 def test_current_warehouse_after_use_warehouse_python(emulator: EmulatorProcess) -> None:
     with connect(emulator.port, warehouse="wh_one") as con:
         cur = con.cursor()
