@@ -40,6 +40,7 @@ pub struct DaemonSettings {
     pub pool: PoolSettings,
     pub query: QuerySettings,
     pub tokens: TokenSettings,
+    pub results: ResultSettings,
 }
 
 impl Default for DaemonSettings {
@@ -57,6 +58,7 @@ impl Default for DaemonSettings {
             pool: PoolSettings::default(),
             query: QuerySettings::default(),
             tokens: TokenSettings::default(),
+            results: ResultSettings::default(),
         }
     }
 }
@@ -140,6 +142,31 @@ impl Default for TokenSettings {
         Self {
             ttl: Duration::from_secs(30 * 24 * 3600),
             transaction_idle_timeout: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// Results held for paging (`snowflaked result ID`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ResultSettings {
+    /// Bytes of result rows held in memory over all results; rows beyond go to a private
+    /// spill file.
+    pub memory: usize,
+    /// Drop a held result this long after it was stored (it can then still come from
+    /// Snowflake's result cache for 24 h).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub keep: Duration,
+    /// Where spill files go. `None`: `results/` in the runtime directory.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for ResultSettings {
+    fn default() -> Self {
+        Self {
+            memory: 16 * 1024 * 1024,
+            keep: Duration::from_secs(3600),
+            dir: None,
         }
     }
 }
