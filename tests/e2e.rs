@@ -4,6 +4,9 @@
 
 mod support;
 
+#[path = "e2e/results.rs"]
+mod results;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

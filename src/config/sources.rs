@@ -72,6 +72,9 @@ const SETTINGS_VARIABLES: &[&str] = &[
     "SNOWFLAKED_QUERY__MAX_CHARS",
     "SNOWFLAKED_TOKENS__TTL",
     "SNOWFLAKED_TOKENS__TRANSACTION_IDLE_TIMEOUT",
+    "SNOWFLAKED_RESULTS__MEMORY",
+    "SNOWFLAKED_RESULTS__KEEP",
+    "SNOWFLAKED_RESULTS__DIR",
 ];
 
 /// Finds the Snowflake connection by the documented precedence.

@@ -18,7 +18,11 @@ pub const FILE_NAME: &str = "statements.json";
 pub struct Remembered {
     pub id: String,
     pub token: String,
-    pub query_id: String,
+    /// Snowflake's query id, when the statement got that far.
+    #[serde(default)]
+    pub query_id: Option<String>,
+    /// How it ended: `succeeded`, `failed` or `cancelled`.
+    pub state: String,
     /// The first line of the SQL.
     pub sql: String,
     /// Milliseconds since the Unix epoch.
@@ -108,7 +112,8 @@ mod tests {
         let one = Remembered {
             id: "q-1".into(),
             token: "default".into(),
-            query_id: "01b2".into(),
+            query_id: Some("01b2".into()),
+            state: "succeeded".into(),
             sql: "SELECT 1".into(),
             started_ms: 5,
             elapsed_ms: 7,

@@ -32,6 +32,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::runner::{QueryInput, QueryOutcome, RunError, Runner};
@@ -133,6 +134,8 @@ struct Entry {
     error: Option<RunError>,
     context: Context,
     done: watch::Sender<bool>,
+    /// Ends a detached statement the runner has not registered yet (daemon stopping).
+    stop: CancellationToken,
 }
 
 /// The registry; shared by every connection.
@@ -166,22 +169,38 @@ impl Statements {
             if now.duration_since(started).unwrap_or_default() > RESULT_CACHE_LIFETIME {
                 continue;
             }
+            let state = match r.state.as_str() {
+                "succeeded" => State::Succeeded,
+                "cancelled" => State::Cancelled,
+                _ => State::Failed,
+            };
+            let error = match state {
+                State::Succeeded => None,
+                State::Cancelled => Some(RunError::Cancelled {
+                    query_id: r.query_id.clone(),
+                }),
+                _ => Some(RunError::Unreachable(
+                    "the statement failed under an earlier daemon; run it again to see the error"
+                        .into(),
+                )),
+            };
             order.push(r.id.clone());
             entries.insert(
                 r.id,
                 Entry {
                     token: r.token,
-                    query_id: Some(r.query_id),
+                    query_id: r.query_id,
                     sql: r.sql,
                     started,
                     clock: None,
                     elapsed: Some(Duration::from_millis(r.elapsed_ms)),
-                    state: State::Succeeded,
+                    state,
                     rows: r.rows,
                     detached: false,
-                    error: None,
+                    error,
                     context: Context::default(),
                     done: watch::channel(true).0,
+                    stop: CancellationToken::new(),
                 },
             );
         }
@@ -234,8 +253,18 @@ impl Statements {
         let statements = self.clone();
         let token = token.to_string();
         let task_id = id.clone();
+        let stopping = self
+            .lock()
+            .get(&id)
+            .map(|e| e.stop.clone())
+            .unwrap_or_default();
         self.tasks.spawn(async move {
-            let result = statements.runner.query(&token, input).await;
+            // Dropping the statement's future cancels it in Snowflake (the session's lease
+            // sends the abort), even before the runner has registered it under its id.
+            let result = tokio::select! {
+                result = statements.runner.query(&token, input) => result,
+                () = stopping.cancelled() => Err(RunError::Cancelled { query_id: None }),
+            };
             statements.finish(&task_id, &result, true);
             statements.detached_running.fetch_sub(1, Ordering::SeqCst);
         });
@@ -441,7 +470,13 @@ impl Statements {
             .collect();
         for (id, token) in &running {
             tracing::info!(id, "daemon stopping: cancelling a detached statement");
-            self.runner.cancel(token, id);
+            // Through the runner, the abort reaches Snowflake before the statement ends; one
+            // not registered there yet has not been sent and is simply dropped.
+            if !self.runner.cancel(token, id)
+                && let Some(entry) = self.lock().get(id)
+            {
+                entry.stop.cancel();
+            }
         }
         self.tasks.close();
         if tokio::time::timeout(SHUTDOWN_WAIT, self.tasks.wait())
@@ -474,6 +509,7 @@ impl Statements {
                 error: None,
                 context: Context::default(),
                 done: watch::channel(false).0,
+                stop: CancellationToken::new(),
             },
         );
         drop(entries);
@@ -551,7 +587,7 @@ impl Statements {
         }
     }
 
-    /// Writes the finished statements with a Snowflake query id to the statements file.
+    /// Writes the finished statements to the statements file.
     fn persist(&self) {
         let Some(file) = &self.ids else {
             return;
@@ -563,11 +599,12 @@ impl Statements {
                 .iter()
                 .filter_map(|id| {
                     let e = entries.get(id)?;
-                    (e.state == State::Succeeded).then_some(())?;
+                    (e.state != State::Running).then_some(())?;
                     Some(Remembered {
                         id: id.clone(),
                         token: e.token.clone(),
-                        query_id: e.query_id.clone()?,
+                        query_id: e.query_id.clone(),
+                        state: e.state.as_str().to_string(),
                         sql: e.sql.clone(),
                         started_ms: e
                             .started
