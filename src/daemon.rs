@@ -87,6 +87,7 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
         ResultStore::new(results_dir, settings.results.memory, settings.results.keep),
         Some(IdsFile::new(&state_dir)),
         settings.query.max_rows,
+        settings.results.max_rows,
     ));
 
     let listener_names = listeners.describe();

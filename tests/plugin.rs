@@ -69,7 +69,14 @@ fn run_shell(home: &Home, port: u16, script: &str) -> std::process::Output {
 
 #[test]
 fn every_command_runs_only_the_snowflaked_call_it_is_allowed() {
-    for command in ["query.md", "use.md", "context.md", "status.md", "write.md"] {
+    for command in [
+        "query.md",
+        "use.md",
+        "context.md",
+        "status.md",
+        "write.md",
+        "result.md",
+    ] {
         let line = shell_line(command);
         let words: Vec<&str> = line.split_whitespace().take(2).collect();
         assert_eq!(words[0], "snowflaked", "{command}");

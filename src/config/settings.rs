@@ -159,6 +159,9 @@ pub struct ResultSettings {
     pub keep: Duration,
     /// Where spill files go. `None`: `results/` in the runtime directory.
     pub dir: Option<PathBuf>,
+    /// Rows a held result keeps at most (`0`: all); pages past it are refused with a message
+    /// rather than filling the disk.
+    pub max_rows: u64,
 }
 
 impl Default for ResultSettings {
@@ -167,6 +170,7 @@ impl Default for ResultSettings {
             memory: 16 * 1024 * 1024,
             keep: Duration::from_secs(3600),
             dir: None,
+            max_rows: 10_000_000,
         }
     }
 }

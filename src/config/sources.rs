@@ -75,6 +75,7 @@ const SETTINGS_VARIABLES: &[&str] = &[
     "SNOWFLAKED_RESULTS__MEMORY",
     "SNOWFLAKED_RESULTS__KEEP",
     "SNOWFLAKED_RESULTS__DIR",
+    "SNOWFLAKED_RESULTS__MAX_ROWS",
 ];
 
 /// Finds the Snowflake connection by the documented precedence.

@@ -7,8 +7,8 @@
 //! registry spawns and tracks, so the caller hanging up does not cancel it; without a wait the
 //! request owns it as before (hang-up cancels). Both go through `Runner::query`.
 //!
-//! **Where the rows come from.** A daemon-owned statement fetches its whole result into the
-//! [`store::ResultStore`] (memory-bounded, spilling to a private file) as soon as it finishes;
+//! **Where the rows come from.** A daemon-owned statement fetches its whole result (up to
+//! `results.max_rows`) into the [`store::ResultStore`] (memory-bounded, spilling to a private file) as soon as it finishes;
 //! a request-owned one keeps the rows it fetched (at most `max_rows + 1`). snowflake-connector-rs
 //! 1.1.1's `ResultCursor` downloads the remaining chunks from pre-signed URLs without the
 //! session, so keeping the cursor open would be possible — but those URLs expire (hours, set by
@@ -150,6 +150,9 @@ pub struct Statements {
     detached_running: AtomicUsize,
     /// Rows in an answer when the client does not say (`query.max_rows`; 0 = all).
     default_max_rows: u64,
+    /// Rows fetched at most per result (`results.max_rows`; `None`: all), so one careless
+    /// `SELECT *` cannot fill the disk.
+    fetch_cap: Option<u64>,
 }
 
 impl Statements {
@@ -160,6 +163,7 @@ impl Statements {
         store: ResultStore,
         ids: Option<IdsFile>,
         default_max_rows: u64,
+        fetch_cap: u64,
     ) -> Self {
         let mut entries = HashMap::new();
         let mut order = Vec::new();
@@ -213,6 +217,7 @@ impl Statements {
             tasks: TaskTracker::new(),
             detached_running: AtomicUsize::new(0),
             default_max_rows,
+            fetch_cap: Some(fetch_cap).filter(|&c| c > 0),
         }
     }
 
@@ -239,7 +244,7 @@ impl Statements {
             unfinished.armed = false;
             result
         };
-        self.finish(&id, &result, false);
+        self.finish(&id, &result);
         (id, result)
     }
 
@@ -247,8 +252,8 @@ impl Statements {
     pub fn start_detached(self: &Arc<Self>, token: &str, mut input: QueryInput) -> String {
         let id = self.register(token, &input.sql, input.request_id.take(), true);
         input.request_id = Some(id.clone());
-        // The whole result: pages are served from what is held.
-        input.max_rows = Some(0);
+        // The whole result (up to the cap): pages are served from what is held.
+        input.max_rows = Some(self.fetch_cap.unwrap_or(0));
         self.detached_running.fetch_add(1, Ordering::SeqCst);
         let statements = self.clone();
         let token = token.to_string();
@@ -265,7 +270,7 @@ impl Statements {
                 result = statements.runner.query(&token, input) => result,
                 () = stopping.cancelled() => Err(RunError::Cancelled { query_id: None }),
             };
-            statements.finish(&task_id, &result, true);
+            statements.finish(&task_id, &result);
             statements.detached_running.fetch_sub(1, Ordering::SeqCst);
         });
         id
@@ -327,6 +332,20 @@ impl Statements {
         let covers = |page: &Page| page.complete || offset.saturating_add(limit) <= page.total_rows;
         let page = match held {
             Some(page) if covers(&page) => page,
+            // Capped at results.max_rows: what is held is served, and the answer says rows
+            // are missing (`more`); nothing past the cap can be had.
+            Some(page)
+                if self.fetch_cap.is_some_and(|cap| page.total_rows >= cap)
+                    && offset < page.total_rows =>
+            {
+                page
+            }
+            Some(page) if self.fetch_cap.is_some_and(|cap| page.total_rows >= cap) => {
+                return Err(StatementError::Gone(format!(
+                    "the result of {} has more than {} rows, the most the daemon keeps (results.max_rows); narrow the query, or raise results.max_rows and run it again",
+                    info.id, page.total_rows
+                )));
+            }
             _ => {
                 self.fetch_from_result_cache(token, &info).await?;
                 self.store.page(&info.id, offset, limit)?.ok_or_else(|| {
@@ -382,7 +401,7 @@ impl Statements {
         tracing::info!(id = %info.id, query_id, "fetching a result from Snowflake's result cache");
         let input = QueryInput {
             sql: format!("SELECT * FROM TABLE(RESULT_SCAN('{query_id}'))"),
-            max_rows: Some(0),
+            max_rows: Some(self.fetch_cap.unwrap_or(0)),
             read_only: Some(false),
             ..QueryInput::default()
         };
@@ -533,10 +552,10 @@ impl Statements {
     }
 
     /// Records how a statement ended and holds its rows.
-    fn finish(&self, id: &str, result: &Result<QueryOutcome, RunError>, whole: bool) {
+    fn finish(&self, id: &str, result: &Result<QueryOutcome, RunError>) {
         if let Ok(outcome) = result {
             let output = &outcome.output;
-            let complete = whole || !output.truncated;
+            let complete = !output.truncated;
             if let Err(e) =
                 self.store
                     .insert(id, output.columns.clone(), output.rows.clone(), complete)
@@ -555,8 +574,8 @@ impl Statements {
                 Ok(outcome) => {
                     entry.state = State::Succeeded;
                     entry.query_id = Some(outcome.output.query_id.clone());
-                    entry.rows = (whole || !outcome.output.truncated)
-                        .then_some(outcome.output.rows.len() as u64);
+                    entry.rows =
+                        (!outcome.output.truncated).then_some(outcome.output.rows.len() as u64);
                     entry.context = outcome.context.clone();
                 }
                 Err(e) => {

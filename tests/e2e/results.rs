@@ -293,7 +293,7 @@ fn a_cut_result_pages_on_and_survives_a_daemon_restart_through_result_scan() {
     assert_eq!(after["rows"][0][1], "row 250");
 
     let gone = home.run(port, &["result", &waited, "--format", "json"]);
-    assert!(!gone.status.success());
+    assert_eq!(gone.status.code(), Some(1), "{}", stderr(&gone));
     assert!(
         stderr(&gone).contains("no longer holds the result"),
         "a plain error, not a different result: {}",
@@ -403,4 +403,37 @@ fn idle_exit_waits_for_a_running_detached_statement() {
 
 fn daemon_log(home: &Home) -> String {
     std::fs::read_to_string(home.daemon_log()).unwrap_or_default()
+}
+
+#[test]
+fn a_result_past_results_max_rows_is_refused_plainly_not_cut_silently() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let mut env = home.env(emulator.port);
+    env.push(("SNOWFLAKED_RESULTS__MAX_ROWS".into(), "50".into()));
+    let _activator = home.activate_with(env, &["--idle-timeout", "30m"]);
+    let port = emulator.port;
+    let first = json(&home.run(
+        port,
+        &[
+            "query",
+            &generator(80),
+            "--wait",
+            "60s",
+            "--max-rows",
+            "0",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(first["row_count"], 50);
+    assert_eq!(first["truncated"], true, "the answer says rows are missing");
+    let id = first["id"].as_str().unwrap();
+    let past = home.run(port, &["result", id, "--offset", "50"]);
+    assert!(!past.status.success());
+    assert!(
+        stderr(&past).contains("results.max_rows"),
+        "{}",
+        stderr(&past)
+    );
 }
