@@ -77,11 +77,15 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
         settings.query.clone(),
     ));
 
-    let results_dir = settings
+    // One directory per daemon: several daemons of one user (other sockets) never touch each
+    // other's spill files; those of a daemon that crashed are removed here.
+    let results_parent = settings
         .results
         .dir
         .clone()
         .unwrap_or_else(|| paths::runtime_dir(&paths::ProcessEnv).join("results"));
+    crate::statements::store::remove_leftovers(&results_parent);
+    let results_dir = results_parent.join(std::process::id().to_string());
     let statements = Arc::new(Statements::new(
         runner.clone(),
         ResultStore::new(results_dir, settings.results.memory, settings.results.keep),

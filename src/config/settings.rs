@@ -157,7 +157,8 @@ pub struct ResultSettings {
     /// Snowflake's result cache for 24 h).
     #[serde(deserialize_with = "duration::deserialize")]
     pub keep: Duration,
-    /// Where spill files go. `None`: `results/` in the runtime directory.
+    /// Where spill files go (in a subdirectory per daemon). `None`: `results/` in the
+    /// runtime directory.
     pub dir: Option<PathBuf>,
     /// Rows a held result keeps at most (`0`: all); pages past it are refused with a message
     /// rather than filling the disk.
@@ -167,7 +168,7 @@ pub struct ResultSettings {
 impl Default for ResultSettings {
     fn default() -> Self {
         Self {
-            memory: 16 * 1024 * 1024,
+            memory: 4 * 1024 * 1024,
             keep: Duration::from_secs(3600),
             dir: None,
             max_rows: 10_000_000,

@@ -97,16 +97,8 @@ impl Held {
 }
 
 impl ResultStore {
-    /// A store spilling into `dir` (created 0700 when first needed). Spill files an earlier
-    /// daemon left behind (it crashed) are removed.
+    /// A store spilling into `dir` (created 0700 when first needed).
     pub fn new(dir: PathBuf, memory_limit: usize, keep: Duration) -> Self {
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for entry in entries.flatten() {
-                if entry.path().extension().is_some_and(|e| e == "ndjson") {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
-        }
         Self {
             dir,
             memory_limit,
@@ -304,15 +296,40 @@ impl ResultStore {
         self.lock().resident_bytes
     }
 
-    /// Drops everything (and every spill file).
+    /// Drops everything (and every spill file, and the directory if it is empty).
     pub fn clear(&self) {
         let mut inner = self.lock();
         inner.results.clear();
         inner.resident_bytes = 0;
+        let _ = std::fs::remove_dir(&self.dir);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Removes the spill directories (`<parent>/<pid>`) of daemons that are gone (they crashed
+/// before they could clean up); a running daemon's directory is left alone.
+pub fn remove_leftovers(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 sends nothing; it only checks that the process exists.
+        let gone = pid > 0
+            && unsafe { libc::kill(pid, 0) } == -1
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -412,6 +429,21 @@ mod tests {
         store.remove("second");
         assert!(spill_files(&spill_dir).is_empty(), "spill files removed");
         assert_eq!(store.resident_bytes(), 0);
+    }
+
+    #[test]
+    fn leftovers_of_dead_daemons_are_removed_and_a_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = dir.path().join(std::process::id().to_string());
+        // A pid that cannot be running: above the kernel's maximum.
+        let dead = dir.path().join("2147483646");
+        for d in [&mine, &dead] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("q-1-1.ndjson"), "[1]\n").unwrap();
+        }
+        remove_leftovers(dir.path());
+        assert!(mine.exists());
+        assert!(!dead.exists());
     }
 
     #[tokio::test(start_paused = true)]

@@ -165,7 +165,16 @@ fn a_large_result_read_in_pages_equals_the_whole_with_one_statement_in_snowflake
     ));
     assert_eq!(whole["row_count"], 100_000);
     assert_eq!(whole["truncated"], false);
-    let spilled: Vec<_> = std::fs::read_dir(home.path().join("run/snowflaked/results"))
+    let daemons: Vec<_> = std::fs::read_dir(home.path().join("run/snowflaked/results"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        daemons.len(),
+        1,
+        "one spill directory per daemon: {daemons:?}"
+    );
+    let spilled: Vec<_> = std::fs::read_dir(&daemons[0])
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
