@@ -244,7 +244,8 @@ impl Statements {
             unfinished.armed = false;
             result
         };
-        self.finish(&id, &result);
+        let mut result = result;
+        self.finish(&id, &mut result, false);
         (id, result)
     }
 
@@ -270,7 +271,8 @@ impl Statements {
                 result = statements.runner.query(&token, input) => result,
                 () = stopping.cancelled() => Err(RunError::Cancelled { query_id: None }),
             };
-            statements.finish(&task_id, &result);
+            let mut result = result;
+            statements.finish(&task_id, &mut result, true);
             statements.detached_running.fetch_sub(1, Ordering::SeqCst);
         });
         id
@@ -552,17 +554,32 @@ impl Statements {
     }
 
     /// Records how a statement ended and holds its rows.
-    fn finish(&self, id: &str, result: &Result<QueryOutcome, RunError>) {
+    /// `take_rows`: the rows move into the store (nobody else needs them: a detached
+    /// statement); otherwise the store holds a copy and the caller answers with them.
+    fn finish(&self, id: &str, result: &mut Result<QueryOutcome, RunError>, take_rows: bool) {
+        let mut row_count = 0;
+        let mut spilled = false;
         if let Ok(outcome) = result {
-            let output = &outcome.output;
+            let output = &mut outcome.output;
+            row_count = output.rows.len() as u64;
             let complete = !output.truncated;
-            if let Err(e) =
-                self.store
-                    .insert(id, output.columns.clone(), output.rows.clone(), complete)
+            let rows = if take_rows {
+                std::mem::take(&mut output.rows)
+            } else {
+                output.rows.clone()
+            };
+            match self
+                .store
+                .insert(id, output.columns.clone(), rows, complete)
             {
+                Ok(went_to_disk) => spilled = went_to_disk,
                 // Pages then come from Snowflake's result cache.
-                tracing::warn!(id, error = %e, "cannot hold a result");
+                Err(e) => tracing::warn!(id, error = %e, "cannot hold a result"),
             }
+        }
+        if take_rows && spilled {
+            // The rows went to disk; give the heap they took back to the OS.
+            crate::lifecycle::return_free_memory();
         }
         {
             let mut entries = self.lock();
@@ -574,8 +591,7 @@ impl Statements {
                 Ok(outcome) => {
                     entry.state = State::Succeeded;
                     entry.query_id = Some(outcome.output.query_id.clone());
-                    entry.rows =
-                        (!outcome.output.truncated).then_some(outcome.output.rows.len() as u64);
+                    entry.rows = (!outcome.output.truncated).then_some(row_count);
                     entry.context = outcome.context.clone();
                 }
                 Err(e) => {

@@ -108,14 +108,15 @@ impl ResultStore {
     }
 
     /// Holds `rows` as the result of statement `id`, replacing what was held for it.
-    /// `complete` says whether the rows are the whole result.
+    /// `complete` says whether the rows are the whole result. Returns whether rows went to a
+    /// spill file.
     pub fn insert(
         &self,
         id: &str,
         columns: Vec<ResultColumn>,
         rows: Vec<Row>,
         complete: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.remove(id);
         let mut rows = rows.into_iter();
         let mut resident = Vec::new();
@@ -149,6 +150,7 @@ impl ResultStore {
             }
             None => None,
         };
+        let spilled = spill.is_some();
         let held = Held {
             columns,
             resident,
@@ -161,7 +163,7 @@ impl ResultStore {
             // A concurrent insert for the same id: the later one wins.
             self.lock().resident_bytes -= old.resident_bytes;
         }
-        Ok(())
+        Ok(spilled)
     }
 
     fn write_spill(
