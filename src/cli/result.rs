@@ -68,7 +68,7 @@ pub async fn result(client: &Client, args: ResultArgs) -> Result<ExitCode, Clien
         format!(
             "more rows{}: `snowflaked result {} --offset {offset}` for the next page",
             p.total_rows
-                .map(|t| format!(" ({offset} of {t} shown so far)"))
+                .map(|t| format!(" (this page ends at row {offset} of {t})"))
                 .unwrap_or_default(),
             args.id
         )
