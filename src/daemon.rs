@@ -283,6 +283,7 @@ async fn status_loop(state: Arc<AppState>, notifier: Notifier, stop: Cancellatio
         }
         remember_login_context(&state);
         state.statements.expire();
+        state.statements.flush();
         let expired = state.runner.registry().expire_unused();
         if !expired.is_empty() {
             tracing::info!(

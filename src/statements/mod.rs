@@ -26,7 +26,7 @@ pub mod ids;
 pub mod store;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -148,6 +148,10 @@ pub struct Statements {
     order: Mutex<Vec<String>>,
     tasks: TaskTracker,
     detached_running: AtomicUsize,
+    /// A statement finished since the statements file was last written.
+    dirty: AtomicBool,
+    /// Held while the statements file is written.
+    writing: Mutex<()>,
     /// Rows in an answer when the client does not say (`query.max_rows`; 0 = all).
     default_max_rows: u64,
     /// Rows fetched at most per result (`results.max_rows`; `None`: all), so one careless
@@ -216,6 +220,8 @@ impl Statements {
             order: Mutex::new(order),
             tasks: TaskTracker::new(),
             detached_running: AtomicUsize::new(0),
+            dirty: AtomicBool::new(false),
+            writing: Mutex::new(()),
             default_max_rows,
             fetch_cap: Some(fetch_cap).filter(|&c| c > 0),
         }
@@ -507,6 +513,16 @@ impl Statements {
             tracing::warn!("detached statements did not end after their cancellation");
         }
         self.store.clear();
+        self.flush();
+    }
+
+    /// Writes the statements file if a statement finished since the last write. Called by the
+    /// daemon's status loop every few seconds and when it stops, so no request waits on a
+    /// file write (a crash loses at most the last few seconds of ids).
+    pub fn flush(&self) {
+        if self.dirty.swap(false, Ordering::SeqCst) {
+            self.persist();
+        }
     }
 
     fn register(&self, token: &str, sql: &str, wanted: Option<String>, detached: bool) -> String {
@@ -605,7 +621,7 @@ impl Statements {
             }
             entry.done.send_replace(true);
         }
-        self.persist();
+        self.dirty.store(true, Ordering::SeqCst);
     }
 
     /// Marks a request-owned statement whose request went away mid-run as cancelled (the
@@ -627,6 +643,9 @@ impl Statements {
         let Some(file) = &self.ids else {
             return;
         };
+        // One writer at a time, each with the newest snapshot: two writes never share the
+        // temp file, and an older snapshot never replaces a newer one.
+        let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let remembered: Vec<Remembered> = {
             let order = self.order.lock().unwrap_or_else(|e| e.into_inner());
             let entries = self.lock();
