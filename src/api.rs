@@ -42,6 +42,10 @@ pub struct QueryRequest {
     /// A query tag for this request's statements only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_tag: Option<String>,
+    /// Wait at most this long: the statement is then owned by the daemon (a hang-up does not
+    /// cancel it) and, if still running, the answer is 202 [`StatementInfo`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
 }
 
 /// Snowflake's limit on QUERY_TAG, in characters.
@@ -96,6 +100,56 @@ pub struct QueryResponse {
     /// that Snowflake no longer accepts and the statement ran without.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The daemon's id of the statement (for `result`, `cancel`); `query_id` is Snowflake's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Where this answer sits in the whole result (`GET /v1/queries/{id}/result`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<PageInfo>,
+}
+
+/// A page of a statement's result: rows `offset..offset + row_count` of `total_rows`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PageInfo {
+    pub offset: u64,
+    /// Rows in the whole result, when known.
+    pub total_rows: Option<u64>,
+    /// Rows exist after this page.
+    pub more: bool,
+}
+
+/// A statement by its id: `GET /v1/queries/{id}`, and the 202 answer while it runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatementInfo {
+    pub id: String,
+    /// Snowflake's query id, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_id: Option<String>,
+    /// `running`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    /// RFC 3339, UTC.
+    pub started: String,
+    pub elapsed_ms: u64,
+    /// Rows of the whole result, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// The first line of the SQL.
+    pub sql: String,
+    /// Owned by the daemon (started with a wait).
+    #[serde(default)]
+    pub detached: bool,
+    /// The daemon holds the rows; otherwise they come from Snowflake's result cache.
+    #[serde(default)]
+    pub held: bool,
+    /// How it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// `GET /v1/queries`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatementList {
+    pub statements: Vec<StatementInfo>,
 }
 
 /// One statement of a multi-statement request.

@@ -59,7 +59,11 @@ impl ClientError {
             ClientError::Api { status, error } => match (*status, error.kind.as_str()) {
                 (_, "login_failed") => 2,
                 (422, _) => 1,
-                (400..=499, "cancelled" | "transaction_lost" | "conflict" | "request_timeout") => 1,
+                (
+                    400..=499,
+                    "cancelled" | "transaction_lost" | "conflict" | "request_timeout"
+                    | "result_gone",
+                ) => 1,
                 (400..=499, _) => 2,
                 _ => 1,
             },

@@ -23,6 +23,9 @@ use crate::sessions::Registry;
 use crate::sessions::store::Store;
 use crate::snowflake::connector::ConnectorBackend;
 use crate::snowflake::{Backend, BackendError, BoxFuture, Session};
+use crate::statements::Statements;
+use crate::statements::ids::IdsFile;
+use crate::statements::store::ResultStore;
 
 /// Why the daemon could not run at all.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +77,23 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
         settings.query.clone(),
     ));
 
+    // One directory per daemon: several daemons of one user (other sockets) never touch each
+    // other's spill files; those of a daemon that crashed are removed here.
+    let results_parent = settings
+        .results
+        .dir
+        .clone()
+        .unwrap_or_else(|| paths::runtime_dir(&paths::ProcessEnv).join("results"));
+    crate::statements::store::remove_leftovers(&results_parent);
+    let results_dir = results_parent.join(std::process::id().to_string());
+    let statements = Arc::new(Statements::new(
+        runner.clone(),
+        ResultStore::new(results_dir, settings.results.memory, settings.results.keep),
+        Some(IdsFile::new(&state_dir)),
+        settings.query.max_rows,
+        settings.results.max_rows,
+    ));
+
     let listener_names = listeners.describe();
     let Listeners {
         unix,
@@ -107,6 +127,7 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
     let shutdown_requested = CancellationToken::new();
     let state = Arc::new(AppState {
         runner: runner.clone(),
+        statements: statements.clone(),
         metrics: metrics.clone(),
         activity: Arc::new(Activity::default()),
         activation,
@@ -163,6 +184,8 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
     drop(unix_held_open);
     tracing::info!(cause = %cause, in_flight = state.activity.open(), "stopping");
     notifier.stopping(&format!("stopping: {cause}"));
+    // Detached statements are cancelled in Snowflake (an idle exit never finds one running).
+    statements.shutdown().await;
     tracker.close();
     if tokio::time::timeout(settings.drain_timeout, tracker.wait())
         .await
@@ -285,6 +308,8 @@ async fn status_loop(state: Arc<AppState>, notifier: Notifier, stop: Cancellatio
             crate::lifecycle::return_free_memory();
         }
         remember_login_context(&state);
+        state.statements.expire();
+        state.statements.flush();
         let expired = state.runner.registry().expire_unused();
         if !expired.is_empty() {
             tracing::info!(

@@ -18,6 +18,7 @@
 //! | [`pool`] | the pool of logged-in Snowflake sessions | know tokens' contexts beyond a diff |
 //! | [`snowflake`] | the `Backend`/`Session` traits, the real connector, a fake for tests | know pools or tokens |
 //! | [`sql`] | statement classification with a real lexer | execute anything |
+//! | [`statements`] | statement ids, daemon-owned statements, held results and paging | know HTTP |
 //! | [`row`] | a result row as JSON text, from Snowflake to the wire | parse more than it must |
 //! | [`metrics`] | counters and the latency histogram, Prometheus text | block |
 //! | [`daemon`] | wiring everything together and the one shutdown tree | contain business logic |
@@ -44,3 +45,4 @@ pub mod server;
 pub mod sessions;
 pub mod snowflake;
 pub mod sql;
+pub mod statements;

@@ -14,6 +14,10 @@ mod pool;
 #[path = "e2e/agents/mod.rs"]
 mod agents;
 
+/// Statements by id: bounded waits, paging, held and re-fetched results (issue 10).
+#[path = "e2e/results.rs"]
+mod results;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -178,15 +182,21 @@ fn no_request_is_lost_across_many_idle_exit_cycles() {
     let mut answered = 0;
     for round in 0..10u64 {
         if round % 2 == 1 {
-            // Every other round starts cold: wait until the daemon has really gone.
-            let exits_before = activator.exits().len();
+            // Every other round starts cold: wait until the daemon has really gone (every
+            // instance started has exited — counting exits from "now" would miss one that
+            // already went while this thread was descheduled, and wait forever).
             activator.wait_for("an idle exit", WAIT, |events| {
-                events
-                    .iter()
-                    .filter(|e| matches!(e, Event::Exited(..)))
-                    .count()
-                    > exits_before
-                    || !events.iter().any(|e| matches!(e, Event::Started(_)))
+                let count = |started: bool| {
+                    events
+                        .iter()
+                        .filter(|e| match e {
+                            Event::Started(_) => started,
+                            Event::Exited(..) => !started,
+                            Event::Notify(_) => false,
+                        })
+                        .count()
+                };
+                count(true) == count(false)
             });
         }
         // Ten clients at once, some of them arriving as the previous instance idles out.

@@ -55,6 +55,8 @@ fn nasty() -> QueryResponse {
         elapsed_ms: 12,
         in_transaction: false,
         warnings: Vec::new(),
+        id: None,
+        page: None,
     }
 }
 

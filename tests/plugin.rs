@@ -77,6 +77,7 @@ fn every_command_runs_only_the_snowflaked_call_it_is_allowed() {
         "write.md",
         "describe.md",
         "tables.md",
+        "result.md",
     ] {
         let line = shell_line(command);
         let words: Vec<&str> = line.split_whitespace().take(2).collect();

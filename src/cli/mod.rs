@@ -2,7 +2,8 @@
 //! subcommands; output formats live in [`format`].
 //!
 //! Exit status (product.md): 0 success, 1 the statement failed in Snowflake, 2 usage or
-//! configuration error, 3 the daemon could not be reached or started.
+//! configuration error, 3 the daemon could not be reached or started, 4 the statement is
+//! still running in the daemon (after `--wait`/`--detach`; `result ID` gets it later).
 
 pub mod catalog;
 pub mod commands;
@@ -10,6 +11,7 @@ pub mod format;
 pub mod install;
 pub mod output;
 pub mod query;
+pub mod result;
 pub mod serve;
 
 use std::path::PathBuf;
@@ -23,7 +25,14 @@ use crate::client::{Client, ClientError};
 /// reused by every command; each client token keeps its own database, schema, warehouse and
 /// role between commands.
 #[derive(Debug, Parser)]
-#[command(name = "snowflaked", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "snowflaked",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "Exit status: 0 success, 1 the statement failed, 2 usage or configuration error, 3 the daemon could not be reached or started, 4 still running (after --wait or --detach: `snowflaked result ID` gets the result later)"
+)]
 pub struct Cli {
     /// The daemon's Unix socket [default: $XDG_RUNTIME_DIR/snowflaked/api.sock]
     #[arg(long, global = true, env = "SNOWFLAKED_SOCKET", value_name = "PATH")]
@@ -56,6 +65,10 @@ pub enum Command {
     Tables(catalog::TablesArgs),
     /// Find columns whose names match a pattern across the current database, with their tables
     Columns(catalog::ColumnsArgs),
+    /// A page of a statement's result by its id, or its state; never runs it again
+    Result(result::ResultArgs),
+    /// This token's running and recent statements
+    Queries(result::QueriesArgs),
     /// Change this token's context
     Use {
         /// What to change
@@ -79,9 +92,9 @@ pub enum Command {
     /// Manage client tokens
     #[command(subcommand)]
     Session(SessionCommand),
-    /// Cancel a running statement by the id `snowflaked query` shows while it runs
+    /// Cancel a running statement (also a detached one) by its id
     Cancel {
-        /// The request id
+        /// The statement's id
         query_id: String,
     },
     /// Ask the daemon to finish running statements and exit
@@ -178,6 +191,8 @@ async fn run_client(client: Client, command: Command) -> ExitCode {
         Command::Describe(args) => catalog::describe(&client, args).await,
         Command::Tables(args) => catalog::tables(&client, args).await,
         Command::Columns(args) => catalog::columns(&client, args).await,
+        Command::Result(args) => result::result(&client, args).await,
+        Command::Queries(args) => result::queries(&client, args).await,
         Command::Use { kind, name } => commands::use_context(&client, kind, name).await,
         Command::Context { json } => commands::context(&client, json).await,
         Command::Status { json } => commands::status(&client, json).await,

@@ -11,7 +11,7 @@ use clap::Args;
 use hyper::Method;
 
 use super::format::{Format, Options, render_output};
-use crate::api::{ErrorBody, ErrorDetail, QueryRequest, QueryResponse};
+use crate::api::{ErrorBody, ErrorDetail, QueryRequest, QueryResponse, StatementInfo};
 use crate::client::{Client, ClientError};
 use crate::config::duration;
 
@@ -60,7 +60,18 @@ pub struct QueryArgs {
     /// equal to TEXT is then quoted [default: nothing in csv, NULL in table and markdown]
     #[arg(long, value_name = "TEXT")]
     pub null: Option<String>,
+    /// Wait at most this long (30s, 5m); if the statement is still running, print its id and
+    /// the follow-up command and exit with status 4 — it goes on in the daemon, and
+    /// `snowflaked result ID` gets its result later
+    #[arg(long, value_name = "DUR", value_parser = duration::parse)]
+    pub wait: Option<Duration>,
+    /// Start the statement in the daemon and return at once (= --wait 0)
+    #[arg(long, conflicts_with = "wait")]
+    pub detach: bool,
 }
+
+/// Exit status: the statement is still running in the daemon (after `--wait`/`--detach`).
+pub const STILL_RUNNING: u8 = 4;
 
 /// Default character budget: a few pages, small enough for an agent's context window.
 const DEFAULT_MAX_CHARS: usize = 20_000;
@@ -131,13 +142,22 @@ async fn run_query(client: &Client, args: &QueryArgs) -> Result<ExitCode, Client
         transaction: args.transaction,
         params: params.to_json(),
         query_tag: args.query_tag.clone(),
+        wait_ms: if args.detach {
+            Some(0)
+        } else {
+            args.wait.map(|w| w.as_millis() as u64)
+        },
     };
     let request_id = request_id();
     let spinner = std::io::stderr()
         .is_terminal()
         .then(|| spawn_spinner(request_id.clone()));
-    let call =
-        client.call::<_, QueryResponse>(Method::POST, "/v1/query", &request, Some(&request_id));
+    let call = client.call::<_, Box<serde_json::value::RawValue>>(
+        Method::POST,
+        "/v1/query",
+        &request,
+        Some(&request_id),
+    );
     let result = tokio::select! {
         result = call => result,
         _ = tokio::signal::ctrl_c() => {
@@ -152,7 +172,33 @@ async fn run_query(client: &Client, args: &QueryArgs) -> Result<ExitCode, Client
         spinner.abort();
         eprint!("\r\x1b[2K");
     }
-    let response = result?;
+    let answer = result?;
+    // A 202 while the statement runs on in the daemon has a `state`; a result has none.
+    if let Ok(running) = serde_json::from_str::<StatementInfo>(answer.get()) {
+        print_still_running(&running, args.format);
+        return Ok(ExitCode::from(STILL_RUNNING));
+    }
+    let response: QueryResponse = serde_json::from_str(answer.get())
+        .map_err(|e| ClientError::Protocol(format!("malformed result: {e}")))?;
+    print_result(
+        &response,
+        args.format,
+        args.max_chars,
+        args.null.clone(),
+        None,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a result (or a page of one) in `format`, within the character budget, and says how
+/// to page on when rows are left.
+pub(super) fn print_result(
+    response: &QueryResponse,
+    format: Format,
+    max_chars: Option<usize>,
+    null: Option<String>,
+    next: Option<String>,
+) {
     for warning in &response.warnings {
         eprintln!("warning: {warning}");
     }
@@ -162,23 +208,53 @@ async fn run_query(client: &Client, args: &QueryArgs) -> Result<ExitCode, Client
         None
     };
     let options = Options {
-        format: args.format,
-        max_chars: character_budget(args),
+        format,
+        max_chars: character_budget(max_chars, format),
         width,
-        null: args.null.clone(),
+        null,
     };
-    let rendered = render_output(&response, &options);
+    let rendered = render_output(response, &options);
     for notice in &rendered.notices {
         eprintln!("{notice}");
     }
     write_stdout(&rendered.stdout);
-    Ok(ExitCode::SUCCESS)
+    if response.truncated
+        && let Some(id) = &response.id
+    {
+        let offset = response.page.as_ref().map_or(0, |p| p.offset) + response.row_count;
+        eprintln!(
+            "{}",
+            next.unwrap_or_else(|| format!(
+                "more rows: `snowflaked result {id} --offset {offset}` pages on without running the statement again"
+            ))
+        );
+    }
+}
+
+/// What `query --wait`/`--detach` prints when the statement is still running.
+pub(super) fn print_still_running(info: &StatementInfo, format: Format) {
+    if matches!(format, Format::Json | Format::Ndjson) {
+        println!("{}", serde_json::to_string(info).unwrap_or_default());
+        return;
+    }
+    let query_id = info
+        .query_id
+        .as_deref()
+        .map(|q| format!(" (Snowflake query id {q})"))
+        .unwrap_or_default();
+    println!(
+        "still running after {:.1}s: id {}{query_id}\nget the result: snowflaked result {} --wait 60s\ncancel it:      snowflaked cancel {}",
+        info.elapsed_ms as f64 / 1000.0,
+        info.id,
+        info.id,
+        info.id
+    );
 }
 
 /// The character budget for table and markdown output. Only those formats have one, so only
 /// they read the config file for it; programs asking for json, ndjson or csv pay nothing.
-fn character_budget(args: &QueryArgs) -> usize {
-    match (args.max_chars, args.format) {
+fn character_budget(max_chars: Option<usize>, format: Format) -> usize {
+    match (max_chars, format) {
         (Some(chars), _) => chars,
         (None, Format::Table | Format::Markdown) => {
             crate::config::sources::load_settings(&crate::config::paths::ProcessEnv)

@@ -40,6 +40,7 @@ pub struct DaemonSettings {
     pub pool: PoolSettings,
     pub query: QuerySettings,
     pub tokens: TokenSettings,
+    pub results: ResultSettings,
 }
 
 impl Default for DaemonSettings {
@@ -57,6 +58,7 @@ impl Default for DaemonSettings {
             pool: PoolSettings::default(),
             query: QuerySettings::default(),
             tokens: TokenSettings::default(),
+            results: ResultSettings::default(),
         }
     }
 }
@@ -150,6 +152,36 @@ impl Default for TokenSettings {
             ttl: Duration::from_secs(30 * 24 * 3600),
             transaction_idle_timeout: Duration::from_secs(10 * 60),
             max: crate::sessions::registry::DEFAULT_MAX_TOKENS,
+        }
+    }
+}
+
+/// Results held for paging (`snowflaked result ID`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ResultSettings {
+    /// Bytes of result rows held in memory over all results; rows beyond go to a private
+    /// spill file.
+    pub memory: usize,
+    /// Drop a held result this long after it was stored (it can then still come from
+    /// Snowflake's result cache for 24 h).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub keep: Duration,
+    /// Where spill files go (in a subdirectory per daemon). `None`: `results/` in the
+    /// runtime directory.
+    pub dir: Option<PathBuf>,
+    /// Rows a held result keeps at most (`0`: all); pages past it are refused with a message
+    /// rather than filling the disk.
+    pub max_rows: u64,
+}
+
+impl Default for ResultSettings {
+    fn default() -> Self {
+        Self {
+            memory: 4 * 1024 * 1024,
+            keep: Duration::from_secs(3600),
+            dir: None,
+            max_rows: 10_000_000,
         }
     }
 }

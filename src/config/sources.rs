@@ -73,6 +73,10 @@ const SETTINGS_VARIABLES: &[&str] = &[
     "SNOWFLAKED_TOKENS__TTL",
     "SNOWFLAKED_TOKENS__TRANSACTION_IDLE_TIMEOUT",
     "SNOWFLAKED_TOKENS__MAX",
+    "SNOWFLAKED_RESULTS__MEMORY",
+    "SNOWFLAKED_RESULTS__KEEP",
+    "SNOWFLAKED_RESULTS__DIR",
+    "SNOWFLAKED_RESULTS__MAX_ROWS",
 ];
 
 /// Finds the Snowflake connection by the documented precedence.

@@ -7,7 +7,7 @@ use crate::pool::PoolError;
 use crate::snowflake::BackendError;
 use crate::sql::SqlError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RunError {
     /// The SQL could not be lexed, or the request was contradictory.
     #[error("{0}")]

@@ -171,3 +171,25 @@ fn hint_for(code: Option<&str>, message: &str) -> Option<String> {
     };
     Some(hint.to_string())
 }
+
+impl From<crate::statements::StatementError> for ApiError {
+    fn from(error: crate::statements::StatementError) -> Self {
+        use crate::statements::StatementError;
+        let message = error.to_string();
+        match error {
+            StatementError::Failed(e) => e.into(),
+            StatementError::NotFound(_) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                message,
+            )
+            .with_hint(
+                "ids are the ones `snowflaked query` and `snowflaked queries` show for this token",
+            ),
+            StatementError::Gone(_) => ApiError::new(StatusCode::GONE, "result_gone", message),
+            StatementError::Store(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+            }
+        }
+    }
+}

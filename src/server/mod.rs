@@ -30,6 +30,8 @@ use crate::runner::Runner;
 /// Everything a request handler can reach.
 pub struct AppState {
     pub runner: Arc<Runner>,
+    /// Statement ids, daemon-owned statements and held results.
+    pub statements: Arc<crate::statements::Statements>,
     pub metrics: Arc<Metrics>,
     pub activity: Arc<Activity>,
     pub activation: Activation,
@@ -65,8 +67,10 @@ pub async fn accept_loop(
 ) -> StopCause {
     let my_uid = crate::config::paths::current_uid();
     // An open transaction lives between connections; the daemon must not idle out under it.
+    // So does a detached statement (clients waiting on one hold a connection open).
     let pool = state.runner.pool().clone();
-    let transaction_open = move || pool.has_pins();
+    let statements = state.statements.clone();
+    let transaction_open = move || pool.has_pins() || statements.detached_running() > 0;
     let mut failures = AcceptFailures::new(ACCEPT_WARNING_EVERY);
     loop {
         let accept_unix = async {

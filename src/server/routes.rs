@@ -136,6 +136,51 @@ async fn route(
                 },
             ))
         }
+        (Method::GET, ["v1", "queries"]) => {
+            let params = query_params(request.uri(), &["all"])?;
+            let all = params
+                .iter()
+                .any(|(k, v)| *k == "all" && *v != "false" && *v != "0");
+            Ok(json(
+                StatusCode::OK,
+                &api::StatementList {
+                    statements: state
+                        .statements
+                        .list(&token, all)
+                        .into_iter()
+                        .map(statement_info)
+                        .collect(),
+                },
+            ))
+        }
+        (Method::GET, ["v1", "queries", id]) => match state.statements.info(&token, id) {
+            Some(info) => Ok(json(StatusCode::OK, &statement_info(info))),
+            None => Err(crate::statements::StatementError::NotFound(id.to_string()).into()),
+        },
+        (Method::GET, ["v1", "queries", id, "result"]) => {
+            let params = query_params(request.uri(), &["offset", "limit", "wait_ms"])?;
+            let number = |key: &str| -> Result<Option<u64>, ApiError> {
+                params
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| {
+                        v.parse::<u64>().map_err(|_| {
+                            ApiError::bad_request(format!(
+                                "`{key}` must be a whole number, not {v:?}"
+                            ))
+                        })
+                    })
+                    .transpose()
+            };
+            let offset = number("offset")?.unwrap_or(0);
+            let limit = state.statements.page_limit(number("limit")?);
+            let wait = Duration::from_millis(number("wait_ms")?.unwrap_or(0));
+            let waited = state
+                .statements
+                .wait_page(&token, id, wait, offset, limit)
+                .await?;
+            Ok(waited_answer(state, &token, waited))
+        }
         (Method::POST, ["v1", "queries", id, "cancel"]) => {
             if state.runner.cancel(&token, id) {
                 Ok(json(
@@ -174,8 +219,10 @@ async fn route(
             | ["metrics"]
             | [
                 "v1",
-                "status" | "query" | "context" | "sessions" | "shutdown",
+                "status" | "query" | "context" | "sessions" | "shutdown" | "queries",
             ]
+            | ["v1", "queries", _]
+            | ["v1", "queries", _, "result"]
             | ["v1", "sessions", "current"],
         ) => Err(ApiError::method_not_allowed(&method, &path)),
         _ => Err(ApiError::not_found(&path)),
@@ -297,7 +344,18 @@ async fn query(
             tag => tag,
         },
     };
-    let outcome = state.runner.query(token, input).await?;
+    if let Some(wait_ms) = body.wait_ms {
+        // Owned by the daemon from here on: this request only waits for it.
+        let id = state.statements.start_detached(token, input);
+        let limit = state.statements.page_limit(body.max_rows);
+        let waited = state
+            .statements
+            .wait_page(token, &id, Duration::from_millis(wait_ms), 0, limit)
+            .await?;
+        return Ok(waited_answer(state, token, waited));
+    }
+    let (id, outcome) = state.statements.run_owned(token, input).await;
+    let outcome = outcome?;
     let output = outcome.output;
     let response = api::QueryResponse {
         query_id: output.query_id,
@@ -330,14 +388,100 @@ async fn query(
         elapsed_ms: outcome.elapsed.as_millis() as u64,
         in_transaction: outcome.in_transaction,
         warnings: outcome.warnings,
+        id: Some(id),
+        page: None,
     };
-    let answer = json(StatusCode::OK, &response);
+    Ok(large_answer(state, json(StatusCode::OK, &response)))
+}
+
+/// Notes a large answer, so freed memory goes back to the OS once the daemon is quiet.
+fn large_answer(state: &AppState, answer: Answer) -> Answer {
     if answer.body().size_hint().exact().unwrap_or(0) > LARGE_ANSWER_BYTES {
         state
             .memory_to_return
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    Ok(answer)
+    answer
+}
+
+/// A statement that is still running (202 with its state), or a page of its result.
+fn waited_answer(state: &AppState, token: &str, waited: crate::statements::Waited) -> Answer {
+    use crate::statements::Waited;
+    match waited {
+        Waited::Running(info) => json(StatusCode::ACCEPTED, &statement_info(info)),
+        Waited::Page(page) => {
+            let response = api::QueryResponse {
+                query_id: page.info.query_id.clone().unwrap_or_default(),
+                columns: page
+                    .columns
+                    .into_iter()
+                    .map(|c| api::Column {
+                        name: c.name,
+                        ty: c.ty,
+                        nullable: c.nullable,
+                        scale: c.scale,
+                    })
+                    .collect(),
+                row_count: page.rows.len() as u64,
+                rows: page.rows,
+                truncated: page.more,
+                statements: Vec::new(),
+                // A page is one statement's result (the last one of the request).
+                results: Vec::new(),
+                context: to_api_context(&page.context),
+                elapsed_ms: page.info.elapsed.as_millis() as u64,
+                in_transaction: state.runner.pool().is_pinned(token),
+                warnings: Vec::new(),
+                id: Some(page.info.id),
+                page: Some(api::PageInfo {
+                    offset: page.offset,
+                    total_rows: Some(page.total_rows).filter(|_| !page.more || page.total_rows > 0),
+                    more: page.more,
+                }),
+            };
+            large_answer(state, json(StatusCode::OK, &response))
+        }
+    }
+}
+
+fn statement_info(info: crate::statements::Info) -> api::StatementInfo {
+    api::StatementInfo {
+        started: chrono::DateTime::<chrono::Utc>::from(info.started)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        elapsed_ms: info.elapsed.as_millis() as u64,
+        state: info.state.as_str().to_string(),
+        error: info.error.map(|e| *ApiError::from(e).detail),
+        id: info.id,
+        query_id: info.query_id,
+        rows: info.rows,
+        sql: info.sql,
+        detached: info.detached,
+        held: info.held,
+    }
+}
+
+/// The query string's `key=value` pairs; keys outside `allowed` are a 400, not ignored.
+fn query_params<'a>(
+    uri: &'a hyper::Uri,
+    allowed: &[&str],
+) -> Result<Vec<(&'a str, &'a str)>, ApiError> {
+    let mut params = Vec::new();
+    for pair in uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, "true"));
+        if !allowed.contains(&key) {
+            return Err(ApiError::bad_request(format!(
+                "unknown parameter `{key}` (expected one of: {})",
+                allowed.join(", ")
+            )));
+        }
+        params.push((key, value));
+    }
+    Ok(params)
 }
 
 fn api_columns(columns: Vec<crate::snowflake::ResultColumn>) -> Vec<api::Column> {

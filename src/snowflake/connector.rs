@@ -334,6 +334,9 @@ impl Session for ConnectorSession {
                 Ok(_)
                 | Err(BackendError::Statement { .. })
                 | Err(BackendError::SessionExpired { .. }) => guard.disarm(),
+                // Cancelled by the caller, who is still here: the abort is sent before the
+                // answer, so it also reaches Snowflake when the daemon exits right after.
+                Err(_) if cancel.is_cancelled() => guard.abort_now().await,
                 Err(_) => drop(guard),
             }
             result
@@ -348,7 +351,30 @@ impl CancelOnDrop {
     fn disarm(mut self) {
         self.0 = None;
     }
+
+    /// Sends the abort now and waits (boundedly) for Snowflake's answer.
+    async fn abort_now(mut self) {
+        if let Some(canceller) = self.0.take() {
+            match tokio::time::timeout(ABORT_TIMEOUT, canceller.cancel()).await {
+                Ok(Ok(status)) => tracing::info!(
+                    request_id = canceller.request_id(),
+                    ?status,
+                    "statement cancelled in Snowflake"
+                ),
+                Ok(Err(e)) => {
+                    tracing::warn!(request_id = canceller.request_id(), error = %e, "cancelling the statement failed")
+                }
+                Err(_) => tracing::warn!(
+                    request_id = canceller.request_id(),
+                    "Snowflake did not answer the abort in time"
+                ),
+            }
+        }
+    }
 }
+
+/// How long an explicit cancellation waits for Snowflake to acknowledge the abort.
+const ABORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
