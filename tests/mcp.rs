@@ -1,0 +1,166 @@
+//! `snowflaked mcp` driven by a real MCP client nobody here wrote: the official MCP Python SDK
+//! (tests/mcp/driver.py) spawns the real binary over stdio, against a socket-activated daemon
+//! on the emulator. Each scenario asserts inside the driver; this side provides the daemon,
+//! checks what only it can see (tokens ended, daemon restarts), and shows the driver's output
+//! when it fails.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use support::activator::Event;
+use support::{Home, binary, emulator, http, stderr, stdout, unique_db};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn driver() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/driver.py")
+}
+
+/// The driver with this home's environment, running `scenario`.
+fn driver_command(home: &Home, port: u16, scenario: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(emulator::python());
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .envs(home.env(port))
+        // Only warnings from the server: its stderr is the test's stderr.
+        .env("RUST_LOG", "warn")
+        .arg(driver())
+        .arg(scenario)
+        .arg(binary())
+        .args(args);
+    command
+}
+
+fn assert_ok(output: &Output, home: &Home) {
+    assert!(
+        output.status.success() && stdout(output).trim_end().ends_with("OK"),
+        "the MCP driver failed ({:?})\nstdout: {}\nstderr: {}\ndaemon log: {}",
+        output.status,
+        stdout(output),
+        stderr(output),
+        std::fs::read_to_string(home.daemon_log()).unwrap_or_default()
+    );
+}
+
+/// A new database with a PUBLIC schema (the emulator makes none by itself).
+fn create_db(home: &Home, port: u16, db: &str) {
+    for sql in [
+        format!("CREATE DATABASE {db}"),
+        format!("CREATE SCHEMA {db}.PUBLIC"),
+    ] {
+        // Through a token of its own, so the default token's context stays untouched.
+        let out = home.run(port, &["--session", "setup", "query", &sql]);
+        assert!(out.status.success(), "{sql}: {}", stderr(&out));
+    }
+}
+
+/// Minted tokens the daemon still knows: every `snowflaked mcp` ends its own on exit.
+fn minted_tokens(home: &Home) -> usize {
+    let answer = http::request(&home.socket(), "GET", "/v1/sessions", None, "");
+    answer.json()["sessions"]
+        .as_array()
+        .expect("a session list")
+        .iter()
+        .filter(|s| s["minted"] == true)
+        .count()
+}
+
+#[test]
+fn read_only_tools_errors_and_protocol_errors() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
+    let db = unique_db("mcp_ro");
+    create_db(&home, emulator.port, &db);
+
+    let output = driver_command(&home, emulator.port, "read_only", &[&db])
+        .output()
+        .unwrap();
+    assert_ok(&output, &home);
+    assert_eq!(minted_tokens(&home), 0, "the server ended its token");
+    // The default token was not touched by the MCP client's `use`.
+    let context = http::request(&home.socket(), "GET", "/v1/context", None, "").json();
+    assert_ne!(context["context"]["database"], db.as_str());
+}
+
+#[test]
+fn writes_need_allow_writes_and_run_in_one_transaction() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
+    let db = unique_db("mcp_rw");
+    create_db(&home, emulator.port, &db);
+
+    let output = driver_command(&home, emulator.port, "writes", &[&db])
+        .output()
+        .unwrap();
+    assert_ok(&output, &home);
+}
+
+#[test]
+fn two_mcp_clients_at_once_keep_their_own_contexts() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
+    let (db_a, db_b) = (unique_db("mcp_a"), unique_db("mcp_b"));
+    for db in [&db_a, &db_b] {
+        create_db(&home, emulator.port, db);
+    }
+
+    let output = driver_command(&home, emulator.port, "concurrent", &[&db_a, &db_b])
+        .output()
+        .unwrap();
+    assert_ok(&output, &home);
+    assert_eq!(minted_tokens(&home), 0, "both servers ended their tokens");
+}
+
+#[test]
+fn one_mcp_session_survives_the_daemon_idling_out_between_two_calls() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let activator = home.activate(emulator.port, &["--idle-timeout", "500ms"]);
+    let db = unique_db("mcp_idle");
+    create_db(&home, emulator.port, &db);
+
+    let mut child = driver_command(&home, emulator.port, "idle", &[&db])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a line from the driver").unwrap();
+    assert_eq!(first, "WAITING-FOR-IDLE-EXIT");
+    // The daemon that served the first call has exited and none runs now.
+    activator.wait_for("the daemon's idle exit", WAIT, |events| {
+        matches!(events.last(), Some(Event::Exited(..)))
+    });
+    let starts_before = activator.starts();
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success() && rest.last().map(String::as_str) == Some("OK"),
+        "the MCP driver failed ({status:?}): {rest:?}\ndaemon log: {}",
+        std::fs::read_to_string(home.daemon_log()).unwrap_or_default()
+    );
+    assert!(
+        activator.starts() > starts_before,
+        "the second call re-activated the daemon"
+    );
+}
+
+#[test]
+fn an_unreachable_daemon_is_a_tool_error_not_a_crash() {
+    let home = Home::new();
+    let mut command = driver_command(&home, 9, "unreachable", &[]);
+    // A socket whose directory cannot be created: nothing listens and nothing can start.
+    command.env("SNOWFLAKED_SOCKET", "/proc/snowflaked-nowhere/api.sock");
+    let output = command.output().unwrap();
+    assert_ok(&output, &home);
+}
