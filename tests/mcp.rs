@@ -164,3 +164,140 @@ fn an_unreachable_daemon_is_a_tool_error_not_a_crash() {
     let output = command.output().unwrap();
     assert_ok(&output, &home);
 }
+
+/// A bare JSON-RPC conversation over the server's pipes, for what a client library hides:
+/// every stdout line is a protocol message (even with debug logging on), the exact error
+/// codes, and a token given with `--session` that is used and left alone.
+struct Raw {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Raw {
+    fn start(home: &Home, port: u16, args: &[&str]) -> Self {
+        let mut child = home
+            .command(port, args)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    fn send(&mut self, message: serde_json::Value) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{message}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The answer to request `id`; every line on the way must be JSON-RPC.
+    fn answer(&mut self, id: u64) -> serde_json::Value {
+        loop {
+            let line = self.lines.recv_timeout(WAIT).expect("an answer on stdout");
+            let message: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout carried a non-protocol line ({e}): {line}"));
+            assert_eq!(message["jsonrpc"], "2.0", "{line}");
+            if message["id"] == id {
+                return message;
+            }
+        }
+    }
+
+    fn call(&mut self, id: u64, method: &str, params: serde_json::Value) -> serde_json::Value {
+        self.send(
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+        );
+        self.answer(id)
+    }
+
+    /// Closes stdin, as a client going away does, and returns the exit status and stderr.
+    fn finish(mut self) -> (std::process::ExitStatus, String) {
+        drop(self.child.stdin.take());
+        let output = self.child.wait_with_output().unwrap();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            serde_json::from_str::<serde_json::Value>(&line)
+                .unwrap_or_else(|e| panic!("stdout carried a non-protocol line ({e}): {line}"));
+        }
+        (output.status, stderr(&output))
+    }
+}
+
+fn initialize(raw: &mut Raw) {
+    let init = raw.call(
+        1,
+        "initialize",
+        serde_json::json!({
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "raw-test", "version": "0"}
+        }),
+    );
+    assert_eq!(init["result"]["serverInfo"]["name"], "snowflaked", "{init}");
+    assert!(
+        init["result"]["capabilities"]["tools"].is_object(),
+        "{init}"
+    );
+    raw.send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+}
+
+#[test]
+fn stdout_carries_only_protocol_and_a_given_session_is_used_and_kept() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
+    let db = unique_db("mcp_raw");
+    create_db(&home, emulator.port, &db);
+
+    let mut raw = Raw::start(&home, emulator.port, &["--session", "editor-1", "mcp"]);
+    initialize(&mut raw);
+    let used = raw.call(
+        2,
+        "tools/call",
+        serde_json::json!({"name": "use", "arguments": {"database": db}}),
+    );
+    assert_eq!(used["result"]["isError"], false, "{used}");
+    let unknown = raw.call(
+        3,
+        "tools/call",
+        serde_json::json!({"name": "execute", "arguments": {"sql": "DELETE FROM T"}}),
+    );
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+    assert!(
+        unknown["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-writes")
+    );
+    let bad = raw.call(
+        4,
+        "tools/call",
+        serde_json::json!({"name": "query", "arguments": {"sql": 42}}),
+    );
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
+    let failed = raw.call(
+        5,
+        "tools/call",
+        serde_json::json!({"name": "query", "arguments": {"sql": "SELEC 1"}}),
+    );
+    assert_eq!(failed["result"]["isError"], true, "{failed}");
+    let (status, stderr) = raw.finish();
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(
+        stderr.contains("DEBUG") || stderr.contains("INFO"),
+        "logs go to stderr: {stderr}"
+    );
+
+    // The named token was used, and is still there for its owner.
+    let context = http::request(&home.socket(), "GET", "/v1/context", Some("editor-1"), "").json();
+    assert_eq!(context["context"]["database"], db.as_str(), "{context}");
+    assert_eq!(minted_tokens(&home), 0, "nothing was minted");
+}
