@@ -301,3 +301,43 @@ fn stdout_carries_only_protocol_and_a_given_session_is_used_and_kept() {
     assert_eq!(context["context"]["database"], db.as_str(), "{context}");
     assert_eq!(minted_tokens(&home), 0, "nothing was minted");
 }
+
+#[test]
+fn a_client_that_goes_away_mid_query_cancels_the_statement_and_ends_the_token() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
+    let cancelled_before = emulator.counter("cancelled");
+
+    let mut raw = Raw::start(&home, emulator.port, &["mcp"]);
+    initialize(&mut raw);
+    raw.send(serde_json::json!({
+        "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "query", "arguments": {"sql": "SELECT SYSTEM$WAIT(30)"}}
+    }));
+    let running = || {
+        http::request(&home.socket(), "GET", "/v1/status", None, "").json()["queries"]["running"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while running() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the statement never ran"
+        );
+        std::thread::yield_now();
+    }
+    emulator.wait_until("the statement runs in Snowflake", |e| {
+        e.counter("running") > 0
+    });
+    // Closing stdin is how an MCP client goes away. rmcp lets in-flight calls finish for up to
+    // 5 s (a client may close stdin and still read the answers); then the server ends its
+    // token and exits, and the closed connection cancels the statement.
+    let (status, stderr) = raw.finish();
+    assert!(status.success(), "{status:?}: {stderr}");
+    emulator.wait_until("the statement is cancelled in Snowflake", |e| {
+        e.counter("cancelled") > cancelled_before
+    });
+    assert_eq!(minted_tokens(&home), 0, "the token was ended");
+}
