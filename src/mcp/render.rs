@@ -4,7 +4,6 @@
 //! Snowflake's code, sqlstate and query id, and a hint phrased for a model calling tools.
 
 use rmcp::model::{CallToolResult, ContentBlock};
-use serde_json::Value;
 
 use super::tools::{ColumnOutput, ContextFields, ContextOutput, QueryOutput, ResultFormat};
 use crate::api::{Context, ContextResponse, ErrorDetail, QueryResponse};
@@ -110,24 +109,18 @@ pub fn context_result(response: &ContextResponse) -> CallToolResult {
     success(text, &output)
 }
 
-/// A failed call as a tool error the model can read and act on.
+/// A failed call as a tool error the model can read and act on. The facts travel in the text
+/// only: clients validate any structured content against the tool's output schema, error or
+/// not (the TypeScript SDK, and with it the MCP Inspector, refuses the result otherwise).
 pub fn error_result(error: &ClientError) -> CallToolResult {
-    let (text, detail) = match error {
-        ClientError::Api { error: detail, .. } => (api_error_text(detail), error_json(detail)),
-        ClientError::Unreachable { .. } => (
-            format!("snowflaked (the local Snowflake daemon) could not be reached: {error}"),
-            serde_json::json!({"kind": "unreachable", "message": error.to_string()}),
-        ),
-        ClientError::Protocol(_) => (
-            format!("snowflaked gave an unexpected answer: {error}"),
-            serde_json::json!({"kind": "protocol", "message": error.to_string()}),
-        ),
+    let text = match error {
+        ClientError::Api { error: detail, .. } => api_error_text(detail),
+        ClientError::Unreachable { .. } => {
+            format!("snowflaked (the local Snowflake daemon) could not be reached: {error}")
+        }
+        ClientError::Protocol(_) => format!("snowflaked gave an unexpected answer: {error}"),
     };
-    let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
-    // Error results are not checked against the output schema; the facts ride along for
-    // clients that read structured content.
-    result.structured_content = Some(serde_json::json!({ "error": detail }));
-    result
+    CallToolResult::error(vec![ContentBlock::text(text)])
 }
 
 fn api_error_text(detail: &ErrorDetail) -> String {
@@ -170,14 +163,6 @@ fn hint(detail: &ErrorDetail) -> Option<String> {
     }
 }
 
-fn error_json(detail: &ErrorDetail) -> Value {
-    let mut value = serde_json::to_value(detail).unwrap_or(Value::Null);
-    if let (Some(object), Some(hint)) = (value.as_object_mut(), hint(detail)) {
-        object.insert("hint".into(), Value::String(hint));
-    }
-    value
-}
-
 fn context_fields(c: &Context) -> ContextFields {
     ContextFields {
         database: c.database.clone(),
@@ -209,7 +194,7 @@ mod tests {
                 scale: None,
             }],
             rows: (0..rows)
-                .map(|i| crate::row::from_values(&[Value::from(i)]))
+                .map(|i| crate::row::from_values(&[serde_json::Value::from(i)]))
                 .collect(),
             row_count: rows as u64,
             truncated,
@@ -271,9 +256,6 @@ mod tests {
         let text = text(&result);
         assert!(text.contains("code 002003") && text.contains("query id 01-x"));
         assert!(text.contains("execute") && !text.contains("--read-only"));
-        assert_eq!(
-            result.structured_content.unwrap()["error"]["kind"],
-            "read_only"
-        );
+        assert!(result.structured_content.is_none());
     }
 }

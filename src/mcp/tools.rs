@@ -9,7 +9,7 @@
 //! and state instead of blocking), and `params` (binds) on `query`/`execute`.
 
 use rmcp::model::{Tool, ToolAnnotations};
-use rmcp::schemars::JsonSchema;
+use rmcp::schemars::{self, JsonSchema};
 use serde::{Deserialize, Serialize};
 
 /// Every tool this server can offer.
@@ -151,6 +151,7 @@ pub enum ResultFormat {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = portable)]
 pub struct QueryArgs {
     /// The SQL to run. Several statements may be separated by `;`.
     pub sql: String,
@@ -177,6 +178,7 @@ pub struct QueryArgs {
 #[schemars(crate = "rmcp::schemars")]
 #[serde(deny_unknown_fields)]
 #[schemars(extend("minProperties" = 1))]
+#[schemars(transform = portable)]
 pub struct UseArgs {
     /// The database, e.g. ANALYTICS.
     #[serde(default)]
@@ -219,6 +221,7 @@ pub struct ContextArgs {}
 /// One result column.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
+#[schemars(transform = portable)]
 pub struct ColumnOutput {
     pub name: String,
     /// Snowflake's type name, e.g. FIXED, TEXT, TIMESTAMP_NTZ.
@@ -226,14 +229,20 @@ pub struct ColumnOutput {
     pub ty: String,
 }
 
-/// A context as the tools report it.
+/// A context as the tools report it; unset parts are absent.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
+#[schemars(transform = portable)]
 pub struct ContextFields {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub warehouse: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub query_tag: Option<String>,
 }
 
@@ -241,6 +250,7 @@ pub struct ContextFields {
 /// facts about what was cut.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
+#[schemars(transform = portable)]
 pub struct QueryOutput {
     /// Snowflake's query id.
     pub query_id: String,
@@ -266,10 +276,84 @@ pub struct QueryOutput {
 /// The structured result of `use` and `context`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
+#[schemars(transform = portable)]
 pub struct ContextOutput {
     pub context: ContextFields,
     /// True while this client holds an open transaction.
     pub in_transaction: bool,
+}
+
+/// Makes a generated schema portable across MCP clients (what `mcp-inspector --cli --strict`
+/// and its clients check): an optional argument is absent rather than `null` (no `["integer", "null"]` types,
+/// no `anyOf` with a null branch, no `default: null`), and "any JSON value" (a result cell) is
+/// spelled as explicit branches instead of a bare `true` schema. The parsers still accept
+/// `null` for an optional argument; output fields that would be null are left out.
+fn portable(schema: &mut schemars::Schema) {
+    if let Some(object) = schema.as_object_mut() {
+        portable_object(object);
+    }
+}
+
+fn portable_object(object: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::Value;
+    if let Some(Value::Array(types)) = object.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            object.insert("type".into(), only);
+        }
+    }
+    if let Some(Value::Array(branches)) = object.get_mut("anyOf") {
+        branches.retain(|b| b.get("type").is_none_or(|t| t != "null"));
+        if branches.len() == 1
+            && let Value::Object(only) = branches.remove(0)
+        {
+            object.remove("anyOf");
+            for (key, value) in only {
+                object.entry(key).or_insert(value);
+            }
+        }
+    }
+    if object.get("default") == Some(&Value::Null) {
+        object.remove("default");
+    }
+    // `uint64` and friends are schemars' own formats, unknown to validators (which warn).
+    if object
+        .get("format")
+        .and_then(Value::as_str)
+        .is_some_and(|f| f.starts_with("uint") || f.starts_with("int"))
+    {
+        object.remove("format");
+    }
+    // Only the places that hold schemas: a `true` under `const` or `default` is a value.
+    for key in ["items", "additionalProperties"] {
+        if let Some(sub) = object.get_mut(key) {
+            portable_schema(sub);
+        }
+    }
+    for key in ["properties", "$defs"] {
+        if let Some(Value::Object(map)) = object.get_mut(key) {
+            map.values_mut().for_each(portable_schema);
+        }
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(Value::Array(list)) = object.get_mut(key) {
+            list.iter_mut().for_each(portable_schema);
+        }
+    }
+}
+
+fn portable_schema(schema: &mut serde_json::Value) {
+    match schema {
+        serde_json::Value::Bool(true) => {
+            *schema = serde_json::json!({"anyOf": [
+                {"type": "string"}, {"type": "number"}, {"type": "boolean"},
+                {"type": "null"}, {"type": "object"}, {"type": "array"}
+            ]});
+        }
+        serde_json::Value::Object(object) => portable_object(object),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -303,6 +387,52 @@ mod tests {
         let query = definition(ToolKind::Query);
         assert_eq!(query.annotations.unwrap().read_only_hint, Some(true));
         assert!(query.input_schema["required"] == serde_json::json!(["sql"]));
+    }
+
+    /// What `mcp-inspector --cli --strict` and the TypeScript SDK flagged in the schemas
+    /// schemars generates by itself.
+    #[test]
+    fn schemas_are_portable() {
+        fn check(path: &str, value: &serde_json::Value) {
+            match value {
+                serde_json::Value::Object(object) => {
+                    assert!(!object.get("type").is_some_and(|t| t.is_array()), "{path}");
+                    assert_ne!(
+                        object.get("default"),
+                        Some(&serde_json::Value::Null),
+                        "{path}"
+                    );
+                    assert!(
+                        !object
+                            .get("format")
+                            .is_some_and(|f| f.as_str().unwrap_or("").starts_with("uint")),
+                        "{path}"
+                    );
+                    for key in ["items", "additionalProperties"] {
+                        if let Some(sub) = object.get(key) {
+                            assert_ne!(sub, &serde_json::Value::Bool(true), "{path}.{key}");
+                        }
+                    }
+                    for (key, sub) in object {
+                        check(&format!("{path}.{key}"), sub);
+                    }
+                }
+                serde_json::Value::Array(items) => {
+                    for item in items {
+                        check(path, item);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for tool in definitions(true) {
+            check(
+                &tool.name,
+                &serde_json::Value::Object((*tool.input_schema).clone()),
+            );
+            let output = tool.output_schema.unwrap();
+            check(&tool.name, &serde_json::Value::Object((*output).clone()));
+        }
     }
 
     #[test]
