@@ -341,3 +341,94 @@ fn a_client_that_goes_away_mid_query_cancels_the_statement_and_ends_the_token() 
     });
     assert_eq!(minted_tokens(&home), 0, "the token was ended");
 }
+
+/// `@modelcontextprotocol/inspector`'s CLI mode (the TypeScript SDK), when
+/// `SNOWFLAKED_TEST_MCP_INSPECTOR` names its binary (`make test` installs the pinned one with
+/// tests/mcp/install_inspector.sh); without it this prints one line and passes.
+#[test]
+fn the_mcp_inspector_cli_lists_and_calls_every_tool() {
+    let Some(inspector) = std::env::var_os("SNOWFLAKED_TEST_MCP_INSPECTOR") else {
+        println!(
+            "MCP Inspector test skipped: set SNOWFLAKED_TEST_MCP_INSPECTOR (make test-mcp-inspector installs it)"
+        );
+        return;
+    };
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
+    let db = unique_db("mcp_inspector");
+    create_db(&home, emulator.port, &db);
+    let socket = format!("SNOWFLAKED_SOCKET={}", home.socket().display());
+    // Each run is a new MCP client: its own `snowflaked mcp`, its own token.
+    let inspect = |args: &[&str]| -> (Option<i32>, serde_json::Value, String) {
+        let output = Command::new(&inspector)
+            .env("HOME", home.path())
+            .env("NO_COLOR", "1")
+            .args(["--cli", "-e", &socket])
+            .arg(binary())
+            .args(["mcp", "--allow-writes"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let json = serde_json::from_str(stdout(&output).trim()).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: not JSON ({e}): {}\n{}",
+                stdout(&output),
+                stderr(&output)
+            )
+        });
+        (output.status.code(), json, stderr(&output))
+    };
+    let call = |tool: &str, args: &[&str]| {
+        let mut all = vec!["--method", "tools/call", "--tool-name", tool, "--tool-arg"];
+        all.extend_from_slice(args);
+        inspect(&all)
+    };
+
+    // --strict: exit 6 on any schema portability problem of error severity.
+    let (code, listed, stderr) = inspect(&["--strict", "--method", "tools/list"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["query", "execute", "use", "context"]);
+
+    let table = format!("{db}.PUBLIC.T");
+    let (code, written, stderr) = call(
+        "execute",
+        &[&format!(
+            "sql=CREATE TABLE {table} (n INT); INSERT INTO {table} VALUES (1), (2), (3)"
+        )],
+    );
+    assert_eq!(code, Some(0), "{written} {stderr}");
+    let (code, read, stderr) = call(
+        "query",
+        &[
+            &format!("sql=SELECT COUNT(*) AS N FROM {table}"),
+            "max_rows=5",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(read["structuredContent"]["rows"], serde_json::json!([[3]]));
+    let (code, used, stderr) = call("use", &[&format!("database={db}")]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        used["structuredContent"]["context"]["database"],
+        db.as_str()
+    );
+    let (code, context, stderr) = inspect(&["--method", "tools/call", "--tool-name", "context"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_ne!(
+        context["structuredContent"]["context"]["database"],
+        db.as_str(),
+        "a new MCP client does not inherit another one's context"
+    );
+    // A failed statement is a tool error, which the inspector reports and exits 5 for.
+    let (code, failed, _) = call("query", &["sql=SELECT * FROM NO_SUCH_TABLE_HERE"]);
+    assert_eq!(code, Some(5), "{failed}");
+    assert_eq!(minted_tokens(&home), 0, "every run ended its token");
+}
