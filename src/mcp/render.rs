@@ -182,28 +182,22 @@ fn success<T: serde::Serialize>(text: String, output: &T) -> CallToolResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Column;
 
+    /// Built from the wire form, so fields other issues add to the answer (such as the
+    /// daemon's statement `id`) do not break it.
     fn response(rows: usize, truncated: bool) -> QueryResponse {
-        QueryResponse {
-            query_id: "01-q".into(),
-            columns: vec![Column {
-                name: "N".into(),
-                ty: "FIXED".into(),
-                nullable: false,
-                scale: None,
-            }],
-            rows: (0..rows)
-                .map(|i| crate::row::from_values(&[serde_json::Value::from(i)]))
-                .collect(),
-            row_count: rows as u64,
-            truncated,
-            statements: vec![],
-            context: Context::default(),
-            elapsed_ms: 3,
-            in_transaction: false,
-            warnings: vec![],
-        }
+        let rows: Vec<Vec<usize>> = (0..rows).map(|i| vec![i]).collect();
+        serde_json::from_value(serde_json::json!({
+            "id": "d-1",
+            "query_id": "01-q",
+            "columns": [{"name": "N", "type": "FIXED"}],
+            "row_count": rows.len(),
+            "rows": rows,
+            "truncated": truncated,
+            "context": {"database": null, "schema": null, "warehouse": null, "role": null},
+            "elapsed_ms": 3,
+        }))
+        .unwrap()
     }
 
     fn text(result: &CallToolResult) -> String {
