@@ -304,7 +304,8 @@ fn stdout_carries_only_protocol_and_a_given_session_is_used_and_kept() {
 
 #[test]
 fn a_client_that_goes_away_mid_query_cancels_the_statement_and_ends_the_token() {
-    let emulator = emulator::shared();
+    // An emulator of its own, so its counters count this test's statement only.
+    let emulator = &emulator::start(&[]);
     let home = Home::new();
     let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
     let cancelled_before = emulator.counter("cancelled");
