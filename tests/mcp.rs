@@ -295,6 +295,8 @@ fn stdout_carries_only_protocol_and_a_given_session_is_used_and_kept() {
         stderr.contains("DEBUG") || stderr.contains("INFO"),
         "logs go to stderr: {stderr}"
     );
+    // MCP clients keep the server's stderr in a log file: no terminal colour codes there.
+    assert!(!stderr.contains('\x1b'), "plain text logs: {stderr:?}");
 
     // The named token was used, and is still there for its owner.
     let context = http::request(&home.socket(), "GET", "/v1/context", Some("editor-1"), "").json();
