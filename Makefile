@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
 CLAUDE_PREFIX ?= $(CURDIR)/target/claude-npm
+INSPECTOR_PREFIX ?= $(CURDIR)/target/mcp-inspector-npm
 
-.PHONY: setup demo test test-rust test-emulator test-packaging test-plugin lint bench clean
+.PHONY: setup demo test test-rust test-emulator test-packaging test-plugin test-mcp-inspector lint bench clean
 
 # The emulator's Python environment, pinned (tests/emulator/requirements*.txt), and the crates.
 setup: $(VENV)/.installed
@@ -23,8 +24,8 @@ demo: setup
 	scripts/demo.sh target/release/snowflaked
 
 # Every test: Rust (unit, in-process, end to end on the emulator), the emulator adapter's own
-# tests, the unit files, and the Claude Code plugin.
-test: setup test-rust test-emulator test-packaging test-plugin
+# tests, the unit files, the Claude Code plugin, and the MCP server through the MCP Inspector.
+test: setup test-rust test-emulator test-packaging test-plugin test-mcp-inspector
 
 test-rust:
 	SNOWFLAKED_TEST_PYTHON=$(CURDIR)/$(VENV_PY) cargo test --locked --all-targets
@@ -37,6 +38,11 @@ test-packaging:
 
 test-plugin:
 	tests/plugin/validate.sh "$$(tests/plugin/install_claude.sh $(CLAUDE_PREFIX))"
+
+# `snowflaked mcp` through the pinned MCP Inspector's CLI (npm), as CI's second real MCP client.
+test-mcp-inspector:
+	SNOWFLAKED_TEST_MCP_INSPECTOR="$$(tests/mcp/install_inspector.sh $(INSPECTOR_PREFIX))" \
+	SNOWFLAKED_TEST_PYTHON=$(CURDIR)/$(VENV_PY) cargo test --locked --test mcp the_mcp_inspector_cli
 
 lint:
 	cargo fmt --all -- --check

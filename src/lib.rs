@@ -24,6 +24,7 @@
 //! | [`daemon`] | wiring everything together and the one shutdown tree | contain business logic |
 //! | [`client`] | finding, starting and calling the daemon | format output |
 //! | [`cli`] | the command line and output formats | hold daemon state |
+//! | [`mcp`] | the stdio MCP server, one more client of the daemon | log in to Snowflake |
 //!
 //! See `ARCHITECTURE.md` for invariants and the request path.
 
@@ -36,6 +37,7 @@ pub mod config;
 pub mod daemon;
 pub mod lifecycle;
 pub mod logging;
+pub mod mcp;
 pub mod metrics;
 pub mod pool;
 pub mod row;

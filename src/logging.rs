@@ -39,7 +39,8 @@ pub fn under_systemd() -> bool {
     std::env::var_os("JOURNAL_STREAM").is_some() || std::env::var_os("INVOCATION_ID").is_some()
 }
 
-/// Client-side logging: warnings only, to stderr, unless `RUST_LOG` says otherwise.
+/// Client-side logging: warnings only, to stderr, unless `RUST_LOG` says otherwise. Colour
+/// only on a terminal: `snowflaked mcp`'s stderr usually ends up in an MCP client's log file.
 pub fn init_client() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::registry()
@@ -47,7 +48,8 @@ pub fn init_client() {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_target(false),
+                .with_target(false)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
         .try_init();
 }

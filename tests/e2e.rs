@@ -644,7 +644,10 @@ fn a_rolled_back_transaction_is_invisible_to_other_tokens() {
 
 #[test]
 fn a_client_that_disconnects_mid_query_cancels_it_in_snowflake() {
-    let emulator = emulator::shared();
+    // An emulator of its own: its `running` and `cancelled` counters must count this test's
+    // statement only, not another test's SYSTEM$WAIT (which made the wait below pass before
+    // this statement reached Snowflake, so it was never cancelled there).
+    let emulator = &emulator::start(&[]);
     let home = Home::new();
     let _activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
     assert!(

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod commands;
 pub mod format;
 pub mod install;
+pub mod mcp;
 pub mod output;
 pub mod query;
 pub mod result;
@@ -38,15 +39,9 @@ pub struct Cli {
     #[arg(long, global = true, env = "SNOWFLAKED_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// The client token whose context commands use; tools that want their own context mint
-    /// one with `snowflaked session new`
-    #[arg(
-        long,
-        global = true,
-        env = "SNOWFLAKED_SESSION",
-        value_name = "TOKEN",
-        default_value = "default"
-    )]
-    pub session: String,
+    /// one with `snowflaked session new` [default: default; `mcp` mints its own]
+    #[arg(long, global = true, env = "SNOWFLAKED_SESSION", value_name = "TOKEN")]
+    pub session: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -117,6 +112,9 @@ pub enum Command {
         #[arg(short, long)]
         follow: bool,
     },
+    /// Serve the Model Context Protocol on stdin/stdout for one MCP client (Claude Desktop,
+    /// Cursor, Codex, Claude Code…), with its own token and context
+    Mcp(mcp::McpArgs),
     /// Print shell completions
     Completions {
         /// The shell
@@ -169,7 +167,7 @@ pub fn main() -> ExitCode {
         Command::Logs { follow } => install::logs(follow),
         command => {
             crate::logging::init_client();
-            let client = Client::new(cli.socket, Some(cli.session));
+            let client = Client::new(cli.socket, cli.session.clone());
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -180,13 +178,14 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(3);
                 }
             };
-            runtime.block_on(run_client(client, command))
+            runtime.block_on(run_client(client, cli.session, command))
         }
     }
 }
 
-async fn run_client(client: Client, command: Command) -> ExitCode {
+async fn run_client(client: Client, session: Option<String>, command: Command) -> ExitCode {
     let result = match command {
+        Command::Mcp(args) => return mcp::run(client, session, args).await,
         Command::Query(args) => query::run(&client, args).await,
         Command::Describe(args) => catalog::describe(&client, args).await,
         Command::Tables(args) => catalog::tables(&client, args).await,
