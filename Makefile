@@ -7,7 +7,7 @@ VENV_PY := $(VENV)/bin/python
 CLAUDE_PREFIX ?= $(CURDIR)/target/claude-npm
 INSPECTOR_PREFIX ?= $(CURDIR)/target/mcp-inspector-npm
 
-.PHONY: setup demo test test-rust test-emulator test-packaging test-plugin test-mcp-inspector lint bench clean
+.PHONY: setup demo test test-rust test-emulator test-packaging test-plugin test-mcp-inspector lint bench bench-mcp clean
 
 # The emulator's Python environment, pinned (tests/emulator/requirements*.txt), and the crates.
 setup: $(VENV)/.installed
@@ -51,6 +51,12 @@ lint:
 # Benchmarks (ratios against a baseline measured in the same run); see README.
 bench: setup
 	SNOWFLAKED_TEST_PYTHON=$(CURDIR)/$(VENV_PY) cargo bench --locked --bench daemon
+
+# `snowflaked mcp` against snowflake-labs-mcp 1.4.2 (pinned; the script installs it in its own
+# venv, target/bench-venv) on the emulator with +500 ms/login, +60 ms/statement; see README.
+bench-mcp: setup
+	cargo build --release --locked
+	$(VENV_PY) benches/mcp/bench.py --snowflaked target/release/snowflaked --labs-python $(PYTHON)
 
 clean:
 	rm -rf $(VENV) target
