@@ -354,8 +354,9 @@ async def fleet(server: Server, emulator: Emulator, clients: int, calls: int) ->
 
 
 async def ping_during_statement(server: Server, emulator: Emulator, wait_s: int) -> dict[str, Any]:
-    """A ping sent while `SYSTEM$WAIT(wait_s)` runs: its latency, and whether it came back before
-    the statement did. The statement is released (ended early) once the ping is answered."""
+    """A ping sent while `SYSTEM$WAIT(wait_s)` runs: its latency, and whether it was answered
+    while the statement was still running in the emulator (a server that blocks answers it only
+    after the statement ended). The statement is released (ended early) once that is known."""
     marker = f"PING_{uuid.uuid4().hex[:12].upper()}"
     async with server.session() as session:
         statement = asyncio.create_task(server.sql(session, f"SELECT SYSTEM$WAIT({wait_s}) AS {marker}"))
@@ -367,7 +368,7 @@ async def ping_during_statement(server: Server, emulator: Emulator, wait_s: int)
         sent = time.perf_counter()
         await asyncio.wait_for(session.send_ping(), timeout=wait_s + WAIT)
         answered = time.perf_counter() - sent
-        during = not statement.done()
+        during = await asyncio.to_thread(emulator.running_with, marker)
         await asyncio.to_thread(emulator.release_waits, marker)
         await asyncio.wait_for(statement, timeout=WAIT)
     return {"answered_during_statement": during, "ping_ms": answered * 1000.0}
