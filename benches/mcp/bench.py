@@ -263,11 +263,15 @@ class Server:
                 await session.initialize()
                 yield session
 
-    async def sql(self, session: ClientSession, sql: str):
+    async def sql(self, session: ClientSession, sql: str, expect: str | None = None):
+        """Runs `sql` through the server's SQL tool; a tool error, or a result whose text lacks
+        `expect`, ends the benchmark (a fast wrong answer is no figure)."""
         result = await session.call_tool(self.sql_tool, {self.sql_argument: sql})
+        text = "".join(getattr(block, "text", "") for block in result.content)
         if result.is_error:
-            text = "".join(getattr(block, "text", "") for block in result.content)
             raise RuntimeError(f"{self.label}: {sql} failed: {text}")
+        if expect is not None and expect not in text:
+            raise RuntimeError(f"{self.label}: {sql} answered {text!r}, without {expect!r}")
         return result
 
     def pids(self) -> list[int]:
@@ -306,7 +310,7 @@ async def first_result(server: Server) -> float:
     """Spawn → initialize → first `SELECT 1` result."""
     started = time.perf_counter()
     async with server.session() as session:
-        await server.sql(session, "SELECT 1")
+        await server.sql(session, "SELECT 1", expect="1")
         return time.perf_counter() - started
 
 
@@ -378,7 +382,8 @@ async def fleet(server: Server, emulator: Emulator, clients: int, calls: int) ->
     async def one(client: int) -> None:
         async with server.session() as session:
             for call in range(calls):
-                await server.sql(session, f"SELECT {client * 1000 + call}")
+                value = 1000 + client * 100 + call
+                await server.sql(session, f"SELECT {value}", expect=str(value))
             finished.append(time.perf_counter())
 
     await asyncio.gather(*(one(i) for i in range(clients)))
