@@ -275,7 +275,9 @@ class Server:
         return result
 
     def pids(self) -> list[int]:
-        """This server's processes that are children of this script, oldest first."""
+        """This server's processes that are children of this script, oldest first: the
+        command line names `cmdline_mark` and ends with the server's arguments (`mcp`, so
+        snowflaked's daemon, also a child, never counts)."""
         found = []
         me = os.getpid()
         for entry in os.listdir("/proc"):
@@ -283,11 +285,16 @@ class Server:
                 continue
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
             except OSError:
                 continue
             ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == me and any(self.cmdline_mark.encode() in part for part in cmdline):
+            args = [arg.encode() for arg in self.args]
+            if (
+                ppid == me
+                and any(self.cmdline_mark.encode() in part for part in cmdline)
+                and cmdline[len(cmdline) - len(args) :] == args
+            ):
                 found.append(int(entry))
         return sorted(found)
 
@@ -411,7 +418,9 @@ async def warm_calls(servers: list[Server], daemon: Daemon, raw: RawSession, rou
             times[server.label] = []
             # RSS of one server process that has served calls, while its session is open.
             pids = server.pids()
-            server.figures["rss"] = memory(pids[0]) if pids else None
+            if len(pids) != 1:
+                raise RuntimeError(f"{server.label}: expected one server process, found {pids}")
+            server.figures["rss"] = memory(pids[0])
         for _ in range(3):
             raw.statement("SELECT 1")
             daemon.query("SELECT 1")
@@ -615,7 +624,8 @@ def report(args: argparse.Namespace, results: dict[str, Any], labs: bool) -> Non
     print()
     print(
         f"MCP benchmark: emulator latency +{args.login_ms:.0f} ms/login, +{args.statement_ms:.0f} ms/statement; "
-        f"snowflaked pool max {args.pool_size}; {os.cpu_count()} CPUs"
+        f"snowflaked pool max {args.pool_size}; {os.cpu_count()} CPUs, load average "
+        f"{results['load_before']:.1f} before, {os.getloadavg()[0]:.1f} after (other work on the machine skews every figure)"
     )
     for r in [header] + rows:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip())
@@ -699,6 +709,7 @@ async def run(args: argparse.Namespace, processes: Processes, workdir: Path) -> 
     daemon.wait_idle()
     raw = RawSession(emulator.port)
     results: dict[str, Any] = {
+        "load_before": os.getloadavg()[0],
         "settings": {
             "login_ms": args.login_ms,
             "statement_ms": args.statement_ms,
