@@ -152,8 +152,15 @@ class RawSession:
 
     def _post(self, path: str, body: Any, headers: dict[str, str]) -> Any:
         headers = {"Content-Type": "application/json", "Accept": "application/snowflake", **headers}
-        self.conn.request("POST", path, json.dumps(body), headers)
-        answer = json.loads(self.conn.getresponse().read())
+        try:
+            self.conn.request("POST", path, json.dumps(body), headers)
+            response = self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The emulator closes a connection idle for 30 s: open a new one, once.
+            self.conn.close()
+            self.conn.request("POST", path, json.dumps(body), headers)
+            response = self.conn.getresponse()
+        answer = json.loads(response.read())
         if not answer.get("success"):
             raise RuntimeError(f"raw request {path} failed: {answer}")
         return answer
@@ -707,7 +714,6 @@ async def run(args: argparse.Namespace, processes: Processes, workdir: Path) -> 
     # Warm: a first statement logs in; then wait for the pool's background logins to settle.
     daemon.query("SELECT 1")
     daemon.wait_idle()
-    raw = RawSession(emulator.port)
     results: dict[str, Any] = {
         "load_before": os.getloadavg()[0],
         "settings": {
@@ -738,7 +744,7 @@ async def run(args: argparse.Namespace, processes: Processes, workdir: Path) -> 
 
     # 2. warm call (and RSS of one server process that served calls)
     log(f"warm SELECT 1: {args.rounds} interleaved rounds")
-    warm = await warm_calls(servers, daemon, raw, args.rounds)
+    warm = await warm_calls(servers, daemon, RawSession(emulator.port), args.rounds)
     results["warm"] = {"raw_s": statistics.median(warm["raw"]), "daemon_s": statistics.median(warm["daemon"])}
     for server in servers:
         server.figures["warm_s"] = statistics.median(warm[server.label])
