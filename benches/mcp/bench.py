@@ -11,7 +11,9 @@ server's SQL tool is `run_snowflake_query(statement)`, enabled by its service co
 
 What is measured (issue 13, Benchmark), each for both servers where meaningful:
 1. spawn → first `SELECT 1` tool result: from spawning the server process (through the MCP
-   `initialize` handshake) to the first tool result, with snowflaked's daemon already warm.
+   `initialize` handshake) to the first tool result, with snowflaked's daemon already warm;
+   for snowflaked also with a bare JSON-RPC client written here (the server's own part, without
+   the SDK client's work on a first result) and with no daemon running (self-start + login).
 2. a warm `SELECT 1` tool call on an initialized server, against the baseline: the same
    statement sent as one raw HTTP request straight to the emulator on an already-open
    Snowflake session (no daemon, no client library), the statement's own cost. The daemon's
