@@ -324,3 +324,18 @@ async fn a_non_ascii_token_is_a_400_and_never_the_default_token() {
     let context: ContextResponse = daemon.client("default").context().await.unwrap();
     assert_eq!(context.context.database, None, "`default` was not changed");
 }
+
+#[tokio::test]
+async fn an_id_typed_by_hand_cannot_bend_the_request_path() {
+    let fake = FakeBackend::default();
+    let daemon = TestDaemon::start(&fake, |_| {});
+    let client = daemon.client("default");
+    for id in ["a b", "q?x=1", "../shutdown", "é"] {
+        let (status, kind_name) = kind(client.cancel(id).await.unwrap_err());
+        assert_eq!((status, kind_name.as_str()), (404, "not_found"), "{id}");
+        let (status, kind_name) = kind(client.statement(id).await.unwrap_err());
+        assert_eq!((status, kind_name.as_str()), (404, "not_found"), "{id}");
+    }
+    let status: Status = client.status().await.unwrap();
+    assert_eq!(status.queries.served, 0);
+}
