@@ -1,5 +1,7 @@
 //! The client side of the API: find the socket, connect (starting the daemon where no init
 //! system manages it), send one request, and decode the answer or the contract's error body.
+//! [`Client`] has one typed method per API call, as sccache's and mini-redis's clients do, so
+//! routes and HTTP methods are spelt here and in `server/` only.
 //!
 //! Self-start follows sccache's model: a lock so concurrent clients start one daemon, the
 //! daemon spawned detached, and a startup handshake instead of polling — the client hands the
