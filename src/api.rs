@@ -285,7 +285,7 @@ pub struct ErrorBody {
 /// What went wrong, machine-readable (`kind`) and human-readable (`message`, `hint`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorDetail {
-    pub kind: String,
+    pub kind: ErrorKind,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
@@ -302,4 +302,170 @@ pub struct ErrorDetail {
     /// on stderr, as for a successful answer).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+impl ErrorDetail {
+    /// An error with only a kind and a message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            code: None,
+            sqlstate: None,
+            query_id: None,
+            hint: None,
+            statement: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// The `kind` of an error answer, written in snake_case on the wire. The server picks one for
+/// every failure (`server::error`); the client picks its exit status from it. A kind this
+/// build does not know (a newer daemon's) is kept as written in [`ErrorKind::Other`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    // The request itself.
+    BadRequest,
+    BodyTooLarge,
+    RequestTimeout,
+    NotFound,
+    MethodNotAllowed,
+    UnknownToken,
+    ForeignHost,
+    Forbidden,
+    TooManyTokens,
+    // The statement.
+    ReadOnly,
+    StatementFailed,
+    Cancelled,
+    Timeout,
+    TransactionLost,
+    Conflict,
+    ResultGone,
+    ResultUnreadable,
+    // Snowflake and the daemon.
+    LoginFailed,
+    SnowflakeUnreachable,
+    PoolExhausted,
+    ShuttingDown,
+    StateNotSaved,
+    Internal,
+    // Only the client writes these (`query --format json` on a failure that is not the
+    // daemon's answer).
+    DaemonUnreachable,
+    Protocol,
+    Usage,
+    /// A kind this build does not know, as written.
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl ErrorKind {
+    /// The wire name (`statement_failed`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::RequestTimeout => "request_timeout",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
+            ErrorKind::UnknownToken => "unknown_token",
+            ErrorKind::ForeignHost => "foreign_host",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::TooManyTokens => "too_many_tokens",
+            ErrorKind::ReadOnly => "read_only",
+            ErrorKind::StatementFailed => "statement_failed",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::TransactionLost => "transaction_lost",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::ResultGone => "result_gone",
+            ErrorKind::ResultUnreadable => "result_unreadable",
+            ErrorKind::LoginFailed => "login_failed",
+            ErrorKind::SnowflakeUnreachable => "snowflake_unreachable",
+            ErrorKind::PoolExhausted => "pool_exhausted",
+            ErrorKind::ShuttingDown => "shutting_down",
+            ErrorKind::StateNotSaved => "state_not_saved",
+            ErrorKind::Internal => "internal",
+            ErrorKind::DaemonUnreachable => "daemon_unreachable",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Usage => "usage",
+            ErrorKind::Other(kind) => kind,
+        }
+    }
+}
+
+/// `"statement_failed".into()`: the kind of that wire name (tests and the client's own kinds).
+impl From<&str> for ErrorKind {
+    fn from(wire: &str) -> Self {
+        serde_json::from_value(serde_json::Value::String(wire.to_string()))
+            .unwrap_or_else(|_| ErrorKind::Other(wire.to_string()))
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kinds_are_snake_case_on_the_wire_and_as_str_agrees() {
+        use ErrorKind::*;
+        let every_known = [
+            BadRequest,
+            BodyTooLarge,
+            RequestTimeout,
+            NotFound,
+            MethodNotAllowed,
+            UnknownToken,
+            ForeignHost,
+            Forbidden,
+            TooManyTokens,
+            ReadOnly,
+            StatementFailed,
+            Cancelled,
+            Timeout,
+            TransactionLost,
+            Conflict,
+            ResultGone,
+            ResultUnreadable,
+            LoginFailed,
+            SnowflakeUnreachable,
+            PoolExhausted,
+            ShuttingDown,
+            StateNotSaved,
+            Internal,
+            DaemonUnreachable,
+            Protocol,
+            Usage,
+        ];
+        for kind in every_known {
+            let wire = serde_json::to_value(&kind).unwrap();
+            assert_eq!(wire, serde_json::Value::String(kind.as_str().into()));
+            assert_eq!(serde_json::from_value::<ErrorKind>(wire).unwrap(), kind);
+        }
+        assert_eq!(ErrorKind::ReadOnly.to_string(), "read_only");
+        assert_eq!(ErrorKind::from("read_only"), ErrorKind::ReadOnly);
+        assert_eq!(ErrorKind::from("new"), ErrorKind::Other("new".into()));
+    }
+
+    #[test]
+    fn a_newer_daemons_kind_still_parses_and_round_trips() {
+        let body: ErrorBody = serde_json::from_str(
+            r#"{"error": {"kind": "quota_exceeded", "message": "slow down"}}"#,
+        )
+        .unwrap();
+        assert_eq!(body.error.kind, ErrorKind::Other("quota_exceeded".into()));
+        assert_eq!(
+            serde_json::to_value(&body).unwrap()["error"]["kind"],
+            "quota_exceeded"
+        );
+    }
 }

@@ -1,5 +1,7 @@
 //! The client side of the API: find the socket, connect (starting the daemon where no init
 //! system manages it), send one request, and decode the answer or the contract's error body.
+//! [`Client`] has one typed method per API call, as sccache's and mini-redis's clients do, so
+//! routes and HTTP methods are spelt here and in `server/` only.
 //!
 //! Self-start follows sccache's model: a lock so concurrent clients start one daemon, the
 //! daemon spawned detached, and a startup handshake instead of polling — the client hands the
@@ -18,7 +20,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
-use crate::api::{self, ErrorDetail};
+use crate::api::{
+    self, Ack, ContextResponse, ContextUpdate, ErrorDetail, ErrorKind, NewSession, QueryRequest,
+    QueryResponse, SessionList, StatementInfo, StatementList,
+};
 use crate::config::paths::{self, ProcessEnv};
 
 /// A self-started daemon's log is rotated once it grows past this.
@@ -56,13 +61,16 @@ impl ClientError {
             ClientError::Unreachable { .. } => 3,
             ClientError::Protocol(_) => 3,
             ClientError::Usage(_) => 2,
-            ClientError::Api { status, error } => match (*status, error.kind.as_str()) {
-                (_, "login_failed") => 2,
+            ClientError::Api { status, error } => match (*status, &error.kind) {
+                (_, ErrorKind::LoginFailed) => 2,
                 (422, _) => 1,
                 (
                     400..=499,
-                    "cancelled" | "transaction_lost" | "conflict" | "request_timeout"
-                    | "result_gone",
+                    ErrorKind::Cancelled
+                    | ErrorKind::TransactionLost
+                    | ErrorKind::Conflict
+                    | ErrorKind::RequestTimeout
+                    | ErrorKind::ResultGone,
                 ) => 1,
                 (400..=499, _) => 2,
                 _ => 1,
@@ -71,13 +79,33 @@ impl ClientError {
     }
 }
 
-/// A configured client.
+/// A configured client: one typed method per API call. Nothing outside this file (and the
+/// server) spells a route or an HTTP method.
 #[derive(Debug, Clone)]
 pub struct Client {
     pub socket: PathBuf,
     pub token: String,
     /// Start the daemon when nothing listens and no init system owns the socket.
     pub self_start: bool,
+}
+
+/// What `POST /v1/query` (or a result page) answered: the result, or — after a bounded wait —
+/// the statement still running in the daemon.
+#[derive(Debug, Clone)]
+pub enum QueryOutcome {
+    Finished(QueryResponse),
+    Running(StatementInfo),
+}
+
+/// Which part of a statement's result to fetch ([`Client::result_page`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageRequest {
+    /// Rows to skip.
+    pub offset: u64,
+    /// Rows to return at most (`None`: the daemon's default).
+    pub limit: Option<u64>,
+    /// How long to wait for a statement still running (`None`: not at all).
+    pub wait: Option<Duration>,
 }
 
 impl Client {
@@ -89,18 +117,149 @@ impl Client {
         }
     }
 
-    /// `GET`/`DELETE` without a body.
-    pub async fn get<T: DeserializeOwned>(
+    /// The same daemon, speaking for `token`.
+    pub fn with_token(&self, token: impl Into<String>) -> Self {
+        Self {
+            token: token.into(),
+            ..self.clone()
+        }
+    }
+
+    /// The same client, but one that never starts a daemon (stopping or ending something
+    /// that is not running must not start it first).
+    pub fn without_self_start(&self) -> Self {
+        Self {
+            self_start: false,
+            ..self.clone()
+        }
+    }
+
+    /// `GET /health`: the daemon is up; its version and pid.
+    pub async fn health(&self) -> Result<api::Health, ClientError> {
+        self.get_json("/health").await
+    }
+
+    /// `GET /v1/status`.
+    pub async fn status(&self) -> Result<api::Status, ClientError> {
+        self.get_json("/v1/status").await
+    }
+
+    /// `GET /metrics`: Prometheus text.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let bytes = self.send(Method::GET, "/metrics", None, None).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// `POST /v1/query`, run to the end: the result (a request without `wait_ms`).
+    pub async fn query(&self, request: &QueryRequest) -> Result<QueryResponse, ClientError> {
+        self.send_json(Method::POST, "/v1/query", request, None)
+            .await
+    }
+
+    /// `POST /v1/query` under a client-chosen id, so [`Client::cancel`] can name it while it
+    /// runs. With `wait_ms` the answer may be the statement still running.
+    pub async fn submit(
         &self,
-        method: Method,
-        path: &str,
-    ) -> Result<T, ClientError> {
-        let bytes = self.send(method, path, None, None).await?;
+        request: &QueryRequest,
+        request_id: &str,
+    ) -> Result<QueryOutcome, ClientError> {
+        let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let bytes = self
+            .send(Method::POST, "/v1/query", Some(body), Some(request_id))
+            .await?;
+        outcome(&bytes)
+    }
+
+    /// `GET /v1/context`: this token's context.
+    pub async fn context(&self) -> Result<ContextResponse, ClientError> {
+        self.get_json("/v1/context").await
+    }
+
+    /// `PUT /v1/context`: change the given parts of this token's context.
+    pub async fn set_context(
+        &self,
+        update: &ContextUpdate,
+    ) -> Result<ContextResponse, ClientError> {
+        self.send_json(Method::PUT, "/v1/context", update, None)
+            .await
+    }
+
+    /// `GET /v1/sessions`: every token the daemon knows.
+    pub async fn sessions(&self) -> Result<SessionList, ClientError> {
+        self.get_json("/v1/sessions").await
+    }
+
+    /// `POST /v1/sessions`: a new random token.
+    pub async fn mint_session(&self) -> Result<NewSession, ClientError> {
+        self.send_json(Method::POST, "/v1/sessions", &(), None)
+            .await
+    }
+
+    /// `DELETE /v1/sessions/current`: forget this client's token, rolling back its open
+    /// transaction.
+    pub async fn end_session(&self) -> Result<Ack, ClientError> {
+        let bytes = self
+            .send(Method::DELETE, "/v1/sessions/current", None, None)
+            .await?;
         decode(&bytes)
     }
 
-    /// A call with a JSON body.
-    pub async fn call<B: Serialize, T: DeserializeOwned>(
+    /// `GET /v1/queries`: this token's running and held statements (`all`: also older ones).
+    pub async fn statements(&self, all: bool) -> Result<StatementList, ClientError> {
+        self.get_json(if all {
+            "/v1/queries?all=true"
+        } else {
+            "/v1/queries"
+        })
+        .await
+    }
+
+    /// `GET /v1/queries/{id}`: one statement's state.
+    pub async fn statement(&self, id: &str) -> Result<StatementInfo, ClientError> {
+        self.get_json(&format!("/v1/queries/{}", encode_segment(id)))
+            .await
+    }
+
+    /// `GET /v1/queries/{id}/result`: a page of a statement's result, never running it again;
+    /// the statement's state if it is still running after `page.wait`.
+    pub async fn result_page(
+        &self,
+        id: &str,
+        page: PageRequest,
+    ) -> Result<QueryOutcome, ClientError> {
+        let mut path = format!(
+            "/v1/queries/{}/result?offset={}",
+            encode_segment(id),
+            page.offset
+        );
+        if let Some(limit) = page.limit {
+            path.push_str(&format!("&limit={limit}"));
+        }
+        if let Some(wait) = page.wait {
+            path.push_str(&format!("&wait_ms={}", wait.as_millis()));
+        }
+        outcome(&self.send(Method::GET, &path, None, None).await?)
+    }
+
+    /// `POST /v1/queries/{id}/cancel`: cancel this token's statement `id` (a request id or a
+    /// daemon statement id).
+    pub async fn cancel(&self, id: &str) -> Result<Ack, ClientError> {
+        let path = format!("/v1/queries/{}/cancel", encode_segment(id));
+        self.send_json(Method::POST, &path, &(), None).await
+    }
+
+    /// `POST /v1/shutdown`: the daemon finishes running statements and exits.
+    pub async fn shutdown(&self) -> Result<Ack, ClientError> {
+        self.send_json(Method::POST, "/v1/shutdown", &(), None)
+            .await
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let bytes = self.send(Method::GET, path, None, None).await?;
+        decode(&bytes)
+    }
+
+    async fn send_json<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -110,12 +269,6 @@ impl Client {
         let body = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let bytes = self.send(method, path, Some(body), request_id).await?;
         decode(&bytes)
-    }
-
-    /// A call whose answer is plain text (`/metrics`).
-    pub async fn text(&self, path: &str) -> Result<String, ClientError> {
-        let bytes = self.send(Method::GET, path, None, None).await?;
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     async fn send(
@@ -392,6 +545,32 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
     })
 }
 
+/// A result, or the state of a statement still running: a running statement's answer has a
+/// `state`, a result has none.
+fn outcome(bytes: &[u8]) -> Result<QueryOutcome, ClientError> {
+    let answer: Box<serde_json::value::RawValue> = decode(bytes)?;
+    if let Ok(running) = serde_json::from_str::<StatementInfo>(answer.get()) {
+        return Ok(QueryOutcome::Running(running));
+    }
+    serde_json::from_str(answer.get())
+        .map(QueryOutcome::Finished)
+        .map_err(|e| ClientError::Protocol(format!("malformed result: {e}")))
+}
+
+/// Ids are plain, but one typed by hand must not bend the request path: anything but ASCII
+/// letters, digits, `-` and `_` is percent-encoded, byte by byte of its UTF-8.
+fn encode_segment(id: &str) -> String {
+    let mut encoded = String::with_capacity(id.len());
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
 fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
     match serde_json::from_slice::<api::ErrorBody>(bytes) {
         Ok(body) => ClientError::Api {
@@ -402,5 +581,37 @@ fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
             "HTTP {status}: {}",
             String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_bend_the_request_path() {
+        assert_eq!(encode_segment("q-0a_1"), "q-0a_1");
+        assert_eq!(encode_segment("../shutdown?x"), "%2E%2E%2Fshutdown%3Fx");
+        assert_eq!(encode_segment("é"), "%C3%A9");
+    }
+
+    fn api(status: u16, kind: &str) -> ClientError {
+        ClientError::Api {
+            status,
+            error: Box::new(ErrorDetail::new(kind.into(), "m")),
+        }
+    }
+
+    #[test]
+    fn exit_codes_follow_the_contract() {
+        assert_eq!(api(422, "statement_failed").exit_code(), 1);
+        assert_eq!(api(502, "login_failed").exit_code(), 2);
+        assert_eq!(api(409, "cancelled").exit_code(), 1);
+        assert_eq!(api(410, "result_gone").exit_code(), 1);
+        assert_eq!(api(403, "read_only").exit_code(), 2);
+        assert_eq!(api(400, "a_kind_from_a_newer_daemon").exit_code(), 2);
+        assert_eq!(api(503, "pool_exhausted").exit_code(), 1);
+        assert_eq!(ClientError::Usage("u".into()).exit_code(), 2);
+        assert_eq!(ClientError::Protocol("p".into()).exit_code(), 3);
     }
 }

@@ -22,8 +22,8 @@
 //! | [`row`] | a result row as JSON text, from Snowflake to the wire | parse more than it must |
 //! | [`metrics`] | counters and the latency histogram, Prometheus text | block |
 //! | [`daemon`] | wiring everything together and the one shutdown tree | contain business logic |
-//! | [`client`] | finding, starting and calling the daemon | format output |
-//! | [`cli`] | the command line and output formats | hold daemon state |
+//! | [`client`] | finding, starting and calling the daemon: one typed method per API call | format output |
+//! | [`cli`] | the command line, output formats, and the one printer of errors | hold daemon state |
 //! | [`mcp`] | the stdio MCP server, one more client of the daemon | log in to Snowflake |
 //!
 //! See `ARCHITECTURE.md` for invariants and the request path.

@@ -20,7 +20,7 @@ pub fn init(level: &str, prefer_journal: bool) {
                     .init();
                 return;
             }
-            Err(e) => eprintln!("snowflaked: journald unavailable ({e}); logging to stderr"),
+            Err(e) => eprintln!("warning: journald unavailable ({e}); logging to stderr"),
         }
     }
     tracing_subscriber::registry()

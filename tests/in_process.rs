@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::Method;
 use snowflaked::activation::{Activation, Listeners};
 use snowflaked::api::{Ack, ContextResponse, QueryRequest, QueryResponse, Status};
 use snowflaked::client::{Client, ClientError};
@@ -90,7 +89,7 @@ fn sql(text: &str) -> QueryRequest {
 
 fn kind(error: ClientError) -> (u16, String) {
     match error {
-        ClientError::Api { status, error } => (status, error.kind),
+        ClientError::Api { status, error } => (status, error.kind.to_string()),
         other => panic!("{other}"),
     }
 }
@@ -101,22 +100,16 @@ async fn snowflake_down_is_a_502_and_the_daemon_recovers_by_itself() {
     fake.set_down(true);
     let daemon = TestDaemon::start(&fake, |_| {});
     let client = daemon.client("default");
-    let error = client
-        .call::<_, QueryResponse>(Method::POST, "/v1/query", &sql("SELECT 1"), None)
-        .await
-        .unwrap_err();
+    let error = client.query(&sql("SELECT 1")).await.unwrap_err();
     assert_eq!(error.exit_code(), 1);
     assert_eq!(kind(error), (502, "snowflake_unreachable".to_string()));
     fake.set_down(false);
-    let result: QueryResponse = client
-        .call(Method::POST, "/v1/query", &sql("SELECT 1"), None)
-        .await
-        .unwrap();
+    let result: QueryResponse = client.query(&sql("SELECT 1")).await.unwrap();
     assert_eq!(
         snowflaked::row::values(&result.rows[0])[0],
         serde_json::json!(1)
     );
-    let status: Status = client.get(Method::GET, "/v1/status").await.unwrap();
+    let status: Status = client.status().await.unwrap();
     assert_eq!(status.sessions.login_failures, 1);
     assert_eq!(status.queries.failed, 1);
     assert_eq!(status.queries.served, 1);
@@ -131,21 +124,12 @@ async fn more_clients_than_sessions_wait_then_fail_clearly_when_the_wait_is_too_
     });
     let slow = {
         let client = daemon.client("slow");
-        tokio::spawn(async move {
-            client
-                .call::<_, QueryResponse>(
-                    Method::POST,
-                    "/v1/query",
-                    &sql("SELECT SYSTEM$WAIT(5)"),
-                    Some("q-slow"),
-                )
-                .await
-        })
+        tokio::spawn(async move { client.submit(&sql("SELECT SYSTEM$WAIT(5)"), "q-slow").await })
     };
     // Wait until the slow statement holds the only session.
     let probe = daemon.client("default");
     loop {
-        let status: Status = probe.get(Method::GET, "/v1/status").await.unwrap();
+        let status: Status = probe.status().await.unwrap();
         if status.sessions.in_use == 1 {
             break;
         }
@@ -153,32 +137,19 @@ async fn more_clients_than_sessions_wait_then_fail_clearly_when_the_wait_is_too_
     }
     let error = daemon
         .client("other")
-        .call::<_, QueryResponse>(Method::POST, "/v1/query", &sql("SELECT 1"), None)
+        .query(&sql("SELECT 1"))
         .await
         .unwrap_err();
     let (status, kind_name) = kind(error);
     assert_eq!((status, kind_name.as_str()), (503, "pool_exhausted"));
     // A statement is cancelled by its own token; to any other token it does not exist.
-    let foreign = probe
-        .call::<_, Ack>(Method::POST, "/v1/queries/q-slow/cancel", &(), None)
-        .await
-        .unwrap_err();
+    let foreign = probe.cancel("q-slow").await.unwrap_err();
     assert_eq!(kind(foreign).0, 404, "another token cannot cancel it");
-    let _: Ack = daemon
-        .client("slow")
-        .call(Method::POST, "/v1/queries/q-slow/cancel", &(), None)
-        .await
-        .unwrap();
+    let _: Ack = daemon.client("slow").cancel("q-slow").await.unwrap();
     let (status, kind_name) = kind(slow.await.unwrap().unwrap_err());
     assert_eq!((status, kind_name.as_str()), (409, "cancelled"));
     assert_eq!(fake.logins(), 1, "the pool never exceeded its bound");
-    assert!(
-        daemon
-            .client("other")
-            .call::<_, QueryResponse>(Method::POST, "/v1/query", &sql("SELECT 1"), None)
-            .await
-            .is_ok()
-    );
+    assert!(daemon.client("other").query(&sql("SELECT 1")).await.is_ok());
 }
 
 #[tokio::test]
@@ -186,15 +157,9 @@ async fn metrics_expose_counters_and_a_latency_histogram() {
     let fake = FakeBackend::default();
     let daemon = TestDaemon::start(&fake, |_| {});
     let client = daemon.client("default");
-    let _: QueryResponse = client
-        .call(Method::POST, "/v1/query", &sql("SELECT 1"), None)
-        .await
-        .unwrap();
-    let _ = client
-        .call::<_, QueryResponse>(Method::POST, "/v1/query", &sql("FAIL now"), None)
-        .await
-        .unwrap_err();
-    let text = client.text("/metrics").await.unwrap();
+    let _: QueryResponse = client.query(&sql("SELECT 1")).await.unwrap();
+    let _ = client.query(&sql("FAIL now")).await.unwrap_err();
+    let text = client.metrics().await.unwrap();
     for needle in [
         "snowflaked_queries_total 1",
         "snowflaked_queries_failed_total 1",
@@ -217,28 +182,21 @@ async fn use_is_checked_by_snowflake_and_contexts_are_per_token() {
         database: Some("sales".into()),
         ..Default::default()
     };
-    let context: ContextResponse = a
-        .call(Method::PUT, "/v1/context", &update, None)
-        .await
-        .unwrap();
+    let context: ContextResponse = a.set_context(&update).await.unwrap();
     assert_eq!(context.context.database.as_deref(), Some("SALES"));
     let missing = snowflaked::api::ContextUpdate {
         database: Some("nope".into()),
         ..Default::default()
     };
-    let (status, kind_name) = kind(
-        a.call::<_, ContextResponse>(Method::PUT, "/v1/context", &missing, None)
-            .await
-            .unwrap_err(),
-    );
+    let (status, kind_name) = kind(a.set_context(&missing).await.unwrap_err());
     assert_eq!((status, kind_name.as_str()), (422, "statement_failed"));
-    let still: ContextResponse = a.get(Method::GET, "/v1/context").await.unwrap();
+    let still: ContextResponse = a.context().await.unwrap();
     assert_eq!(
         still.context.database.as_deref(),
         Some("SALES"),
         "a failed USE changed nothing"
     );
-    let other: ContextResponse = b.get(Method::GET, "/v1/context").await.unwrap();
+    let other: ContextResponse = b.context().await.unwrap();
     assert_eq!(other.context.database, None, "b does not see a's database");
 }
 
@@ -247,14 +205,8 @@ async fn shutdown_over_the_api_drains_and_returns_the_cause() {
     let fake = FakeBackend::default();
     let daemon = TestDaemon::start(&fake, |_| {});
     let client = daemon.client("default");
-    let _: QueryResponse = client
-        .call(Method::POST, "/v1/query", &sql("SELECT 1"), None)
-        .await
-        .unwrap();
-    let ack: Ack = client
-        .call(Method::POST, "/v1/shutdown", &(), None)
-        .await
-        .unwrap();
+    let _: QueryResponse = client.query(&sql("SELECT 1")).await.unwrap();
+    let ack: Ack = client.shutdown().await.unwrap();
     assert!(ack.ok);
     let cause = tokio::time::timeout(Duration::from_secs(30), daemon.handle)
         .await
@@ -285,7 +237,7 @@ async fn a_client_that_stops_reading_its_answer_is_cut_off() {
     let probe = daemon.client("default");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let status: Status = probe.get(Method::GET, "/v1/status").await.unwrap();
+        let status: Status = probe.status().await.unwrap();
         if status.queries.served == 1 && status.idle_left_s.is_some() {
             break;
         }
@@ -337,11 +289,7 @@ async fn an_unknown_key_in_a_context_change_is_a_400_naming_it() {
             .contains("unknown field `wharehouse`"),
         "{answer}"
     );
-    let context: ContextResponse = daemon
-        .client("default")
-        .get(Method::GET, "/v1/context")
-        .await
-        .unwrap();
+    let context: ContextResponse = daemon.client("default").context().await.unwrap();
     assert_eq!(context.context.database, None, "nothing was changed");
     // A misspelt `read_only` must not run the statement as if it were absent.
     let body = r#"{"sql": "SELECT 1", "readonly": true}"#;
@@ -373,10 +321,21 @@ async fn a_non_ascii_token_is_a_400_and_never_the_default_token() {
         assert_eq!(status, 400, "{token:?}: {answer}");
         assert!(answer.contains("malformed token"), "{answer}");
     }
-    let context: ContextResponse = daemon
-        .client("default")
-        .get(Method::GET, "/v1/context")
-        .await
-        .unwrap();
+    let context: ContextResponse = daemon.client("default").context().await.unwrap();
     assert_eq!(context.context.database, None, "`default` was not changed");
+}
+
+#[tokio::test]
+async fn an_id_typed_by_hand_cannot_bend_the_request_path() {
+    let fake = FakeBackend::default();
+    let daemon = TestDaemon::start(&fake, |_| {});
+    let client = daemon.client("default");
+    for id in ["a b", "q?x=1", "../shutdown", "é"] {
+        let (status, kind_name) = kind(client.cancel(id).await.unwrap_err());
+        assert_eq!((status, kind_name.as_str()), (404, "not_found"), "{id}");
+        let (status, kind_name) = kind(client.statement(id).await.unwrap_err());
+        assert_eq!((status, kind_name.as_str()), (404, "not_found"), "{id}");
+    }
+    let status: Status = client.status().await.unwrap();
+    assert_eq!(status.queries.served, 0);
 }

@@ -12,11 +12,11 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Args;
-use hyper::Method;
 use serde_json::Value;
 
+use super::Error;
 use super::format::{Format, render};
-use crate::api::{Column, ContextResponse, QueryRequest, QueryResponse};
+use crate::api::{Column, QueryRequest, QueryResponse};
 use crate::binds::{BindValue, Params};
 use crate::client::{Client, ClientError};
 use crate::sessions::context::quote_ident;
@@ -72,7 +72,7 @@ pub struct ColumnsArgs {
 
 /// Why a catalog command cannot run, before anything is sent.
 #[derive(Debug, thiserror::Error)]
-enum CatalogError {
+pub enum CatalogError {
     #[error(
         "{0:?} is not a name: use NAME, SCHEMA.NAME or DB.SCHEMA.NAME (\"Quoted\" parts keep their case)"
     )]
@@ -85,10 +85,9 @@ enum CatalogError {
     NoDatabase,
 }
 
-pub async fn describe(client: &Client, args: DescribeArgs) -> Result<ExitCode, ClientError> {
-    let parts = match parse_name(&args.name).filter(|p| p.len() <= 3) {
-        Some(parts) => parts,
-        None => return usage(CatalogError::BadName(args.name)),
+pub async fn describe(client: &Client, args: DescribeArgs) -> Result<ExitCode, Error> {
+    let Some(parts) = parse_name(&args.name).filter(|p| p.len() <= 3) else {
+        return Err(CatalogError::BadName(args.name).into());
     };
     let object = parts
         .iter()
@@ -175,11 +174,8 @@ pub async fn describe(client: &Client, args: DescribeArgs) -> Result<ExitCode, C
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn tables(client: &Client, args: TablesArgs) -> Result<ExitCode, ClientError> {
-    let (database, schema) = match scope(client, args.within.as_deref(), true).await? {
-        Ok(scope) => scope,
-        Err(e) => return usage(e),
-    };
+pub async fn tables(client: &Client, args: TablesArgs) -> Result<ExitCode, Error> {
+    let (database, schema) = scope(client, args.within.as_deref(), true).await?;
     let pattern = like_pattern(args.pattern.as_deref().unwrap_or("%"));
     let (filter, params) = filters(schema, "table_name", pattern);
     let from = format!(
@@ -192,11 +188,8 @@ pub async fn tables(client: &Client, args: TablesArgs) -> Result<ExitCode, Clien
     list(client, &sql, &from, params, &args.output, "tables").await
 }
 
-pub async fn columns(client: &Client, args: ColumnsArgs) -> Result<ExitCode, ClientError> {
-    let (database, schema) = match scope(client, args.within.as_deref(), false).await? {
-        Ok(scope) => scope,
-        Err(e) => return usage(e),
-    };
+pub async fn columns(client: &Client, args: ColumnsArgs) -> Result<ExitCode, Error> {
+    let (database, schema) = scope(client, args.within.as_deref(), false).await?;
     let (filter, params) = filters(schema, "column_name", like_pattern(&args.pattern));
     let from = format!(
         "FROM {}.INFORMATION_SCHEMA.COLUMNS WHERE {filter}",
@@ -230,7 +223,7 @@ async fn list(
     params: Params,
     output: &Output,
     what: &str,
-) -> Result<ExitCode, ClientError> {
+) -> Result<ExitCode, Error> {
     let response = run(client, sql, params.clone(), output.max_rows).await?;
     let budget = character_budget(output.max_chars, output.format);
     print(&render(&response, output.format, budget, width()));
@@ -255,19 +248,19 @@ async fn scope(
     client: &Client,
     within: Option<&str>,
     current_schema: bool,
-) -> Result<Result<(String, Option<String>), CatalogError>, ClientError> {
+) -> Result<(String, Option<String>), Error> {
     if let Some(within) = within {
-        return Ok(match parse_name(within).as_deref() {
+        return match parse_name(within).as_deref() {
             Some([db]) => Ok((db.clone(), None)),
             Some([db, schema]) => Ok((db.clone(), Some(schema.clone()))),
-            _ => Err(CatalogError::BadScope(within.to_string())),
-        });
+            _ => Err(CatalogError::BadScope(within.to_string()).into()),
+        };
     }
-    let context: ContextResponse = client.get(Method::GET, "/v1/context").await?;
-    Ok(match context.context.database {
-        Some(db) => Ok((db, context.context.schema.filter(|_| current_schema))),
-        None => Err(CatalogError::NoDatabase),
-    })
+    let context = client.context().await?.context;
+    match context.database {
+        Some(db) => Ok((db, context.schema.filter(|_| current_schema))),
+        None => Err(CatalogError::NoDatabase.into()),
+    }
 }
 
 /// One read-only statement through the daemon.
@@ -284,7 +277,7 @@ async fn run(
         params: params.to_json(),
         ..QueryRequest::default()
     };
-    client.call(Method::POST, "/v1/query", &request, None).await
+    client.query(&request).await
 }
 
 /// The named columns of a result (`(shown as, Snowflake's name)`), in that order; a column
@@ -379,11 +372,6 @@ fn print(text: &str) {
     // A closed pipe (`| head`) is not an error.
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
-}
-
-fn usage(error: CatalogError) -> Result<ExitCode, ClientError> {
-    eprintln!("error: {error}");
-    Ok(ExitCode::from(2))
 }
 
 #[cfg(test)]

@@ -1,16 +1,14 @@
 //! The small subcommands: `use`, `context`, `status`, `session …`, `cancel`, `stop`,
-//! `metrics`, `config`.
+//! `metrics`.
 
 use std::process::ExitCode;
 
 use comfy_table::{Table, presets};
-use hyper::Method;
 
 use super::ContextKind;
 use super::output::outln;
-use crate::api::{Ack, ContextResponse, ContextUpdate, NewSession, SessionList, Status};
+use crate::api::{ContextResponse, ContextUpdate};
 use crate::client::{Client, ClientError};
-use crate::config::{Auth, paths, sources};
 
 pub async fn use_context(
     client: &Client,
@@ -25,15 +23,13 @@ pub async fn use_context(
         ContextKind::Role => update.role = Some(name),
         ContextKind::QueryTag => update.query_tag = Some(name),
     }
-    let response: ContextResponse = client
-        .call(Method::PUT, "/v1/context", &update, None)
-        .await?;
+    let response = client.set_context(&update).await?;
     print_context(&response);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn context(client: &Client, json: bool) -> Result<ExitCode, ClientError> {
-    let response: ContextResponse = client.get(Method::GET, "/v1/context").await?;
+    let response = client.context().await?;
     if json {
         outln!("{}", serde_json::to_string(&response).unwrap_or_default());
     } else {
@@ -59,7 +55,7 @@ fn print_context(response: &ContextResponse) {
 }
 
 pub async fn status(client: &Client, json: bool) -> Result<ExitCode, ClientError> {
-    let status: Status = client.get(Method::GET, "/v1/status").await?;
+    let status = client.status().await?;
     if json {
         outln!("{}", serde_json::to_string(&status).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
@@ -121,23 +117,23 @@ fn activation_label(activation: &str) -> &str {
 }
 
 pub async fn session_new(client: &Client) -> Result<ExitCode, ClientError> {
-    let minted: NewSession = client.call(Method::POST, "/v1/sessions", &(), None).await?;
+    let minted = client.mint_session().await?;
     outln!("{}", minted.token);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn session_end(client: &Client, token: Option<String>) -> Result<ExitCode, ClientError> {
-    let mut target = client.clone();
-    if let Some(token) = token {
-        target.token = token;
-    }
-    let ack: Ack = target.get(Method::DELETE, "/v1/sessions/current").await?;
+    let target = match token {
+        Some(token) => client.with_token(token),
+        None => client.clone(),
+    };
+    let ack = target.end_session().await?;
     outln!("{}", ack.message);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn session_list(client: &Client, json: bool) -> Result<ExitCode, ClientError> {
-    let list: SessionList = client.get(Method::GET, "/v1/sessions").await?;
+    let list = client.sessions().await?;
     if json {
         outln!("{}", serde_json::to_string(&list).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
@@ -179,165 +175,20 @@ pub async fn session_list(client: &Client, json: bool) -> Result<ExitCode, Clien
 }
 
 pub async fn cancel(client: &Client, id: &str) -> Result<ExitCode, ClientError> {
-    let ack: Ack = client
-        .call(Method::POST, &format!("/v1/queries/{id}/cancel"), &(), None)
-        .await?;
+    let ack = client.cancel(id).await?;
     outln!("{}", ack.message);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn stop(client: &Client) -> Result<ExitCode, ClientError> {
-    let mut no_start = client.clone();
     // Stopping a daemon that is not running must not start one.
-    no_start.self_start = false;
-    let ack: Ack = no_start
-        .call(Method::POST, "/v1/shutdown", &(), None)
-        .await?;
+    let ack = client.without_self_start().shutdown().await?;
     outln!("{}", ack.message);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn metrics(client: &Client) -> Result<ExitCode, ClientError> {
-    let text = client.text("/metrics").await?;
+    let text = client.metrics().await?;
     super::output::write(text.as_bytes());
     Ok(ExitCode::SUCCESS)
-}
-
-/// `snowflaked config [--check]`: what the daemon would use, with sources, secrets redacted.
-pub fn config(check: bool) -> ExitCode {
-    let env = paths::ProcessEnv;
-    let settings = match sources::load_settings(&env) {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    outln!("config file   {}", paths::config_file(&env).display());
-    outln!(
-        "socket        {}",
-        settings
-            .socket
-            .clone()
-            .unwrap_or_else(|| paths::default_socket(&env))
-            .display()
-    );
-    if let Some(tcp) = settings.tcp {
-        outln!("tcp           {tcp}");
-    }
-    outln!(
-        "state dir     {}",
-        settings
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| paths::state_dir(&env))
-            .display()
-    );
-    outln!(
-        "idle timeout  {}",
-        crate::config::duration::format(settings.idle_timeout)
-    );
-    outln!(
-        "pool          max {} · warm {} · checkout timeout {} · heartbeat {} · recycle after {}",
-        settings.pool.max_size,
-        settings.pool.min_idle,
-        crate::config::duration::format(settings.pool.checkout_timeout),
-        crate::config::duration::format(settings.pool.heartbeat_interval),
-        crate::config::duration::format(settings.pool.max_lifetime)
-    );
-    outln!(
-        "queries       max rows {} · timeout {} · read-only {}",
-        settings.query.max_rows,
-        crate::config::duration::format(settings.query.timeout),
-        settings.query.read_only
-    );
-    let connection = match sources::load_connection(&env) {
-        Ok(connection) => connection,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    outln!("connection    {}", connection.source);
-    outln!("account       {}", connection.account);
-    outln!("user          {}", connection.user);
-    let credential = match &connection.auth {
-        Auth::KeyPair {
-            private_key_file, ..
-        } => format!("key pair ({})", private_key_file.display()),
-        other => format!("{} <redacted>", other.method()),
-    };
-    outln!("credential    {credential}");
-    if let Some(url) = connection.base_url() {
-        outln!("endpoint      {url}");
-    }
-    for (label, value) in [
-        ("warehouse", &connection.warehouse),
-        ("database", &connection.database),
-        ("schema", &connection.schema),
-        ("role", &connection.role),
-    ] {
-        if let Some(value) = value {
-            outln!("{label:<13} {value}");
-        }
-    }
-    if !check {
-        return ExitCode::SUCCESS;
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(3);
-        }
-    };
-    runtime.block_on(async {
-        use crate::snowflake::Backend;
-        let backend = match crate::snowflake::connector::ConnectorBackend::new(
-            &connection,
-            settings.pool.login_timeout,
-        ) {
-            Ok(backend) => backend,
-            Err(e) => {
-                eprintln!("check failed: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let session = match backend.login().await {
-            Ok(session) => session,
-            Err(e) => {
-                eprintln!("check failed: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let sql = "SELECT CURRENT_ACCOUNT(), CURRENT_USER(), CURRENT_ROLE(), CURRENT_WAREHOUSE()";
-        match session
-            .execute(sql, Some(1), tokio_util::sync::CancellationToken::new())
-            .await
-        {
-            Ok(output) => {
-                let row = output
-                    .rows
-                    .first()
-                    .map(|r| crate::row::values(r))
-                    .unwrap_or_default();
-                let cell = |i: usize| row.get(i).map(super::format::cell_text).unwrap_or_default();
-                outln!(
-                    "check         logged in: account {} · user {} · role {} · warehouse {}",
-                    cell(0),
-                    cell(1),
-                    cell(2),
-                    cell(3)
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                outln!("check         logged in; reading the session's identity failed: {e}");
-                ExitCode::SUCCESS
-            }
-        }
-    })
 }

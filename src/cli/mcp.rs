@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::Error;
 use crate::client::Client;
 
 #[derive(Debug, Args)]
@@ -15,7 +16,12 @@ pub struct McpArgs {
 }
 
 /// Runs the server; `session` is the token given with --session/SNOWFLAKED_SESSION, if any.
-pub async fn run(client: Client, session: Option<String>, args: McpArgs) -> ExitCode {
+/// Exit 0 when the MCP client went away; an error (exit 3) when stdio failed.
+pub async fn run(
+    client: Client,
+    session: Option<String>,
+    args: McpArgs,
+) -> Result<ExitCode, Error> {
     let default_max_chars =
         crate::config::sources::load_settings(&crate::config::paths::ProcessEnv)
             .map_or(20_000, |s| s.query.max_chars);
@@ -24,5 +30,10 @@ pub async fn run(client: Client, session: Option<String>, args: McpArgs) -> Exit
         fixed_token: session,
         default_max_chars,
     };
-    crate::mcp::main(client, options).await
+    crate::mcp::run(client, options).await.map_err(|error| {
+        // Also in the log, beside what the MCP client's own log shows of stderr.
+        tracing::error!("{error}");
+        Error::Mcp(error)
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,12 +1,17 @@
 //! The command line: clap definitions, dispatch, and exit codes. One file per group of
 //! subcommands; output formats live in [`format`].
 //!
+//! Commands return their exit status or an [`Error`]; `main` hands errors to
+//! [`error::report`], the one place they are printed.
+//!
 //! Exit status (product.md): 0 success, 1 the statement failed in Snowflake, 2 usage or
 //! configuration error, 3 the daemon could not be reached or started, 4 the statement is
 //! still running in the daemon (after `--wait`/`--detach`; `result ID` gets it later).
 
 pub mod catalog;
 pub mod commands;
+pub mod config;
+pub mod error;
 pub mod format;
 pub mod install;
 pub mod mcp;
@@ -20,7 +25,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::client::{Client, ClientError};
+pub use self::error::Error;
+use crate::client::Client;
 
 /// snowflaked keeps Snowflake sessions alive for short-lived command-line tools: one login,
 /// reused by every command; each client token keeps its own database, schema, warehouse and
@@ -149,8 +155,9 @@ pub enum ContextKind {
     QueryTag,
 }
 
-/// Parses arguments, runs the command, and returns the process exit status.
-pub fn main() -> ExitCode {
+/// Parses arguments and runs the command: its exit status, or why it failed (for
+/// [`error::report`] to print).
+pub fn run() -> Result<ExitCode, Error> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
@@ -159,97 +166,59 @@ pub fn main() -> ExitCode {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut command, "snowflaked", &mut script);
             output::write(&script);
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Config { check } => commands::config(check),
-        Command::Install(args) => install::install(args),
-        Command::Uninstall => install::uninstall(),
-        Command::Logs { follow } => install::logs(follow),
+        Command::Config { check } => config::run(check),
+        Command::Install(args) => Ok(install::install(args)),
+        Command::Uninstall => Ok(install::uninstall()),
+        Command::Logs { follow } => Ok(install::logs(follow)),
         command => {
             crate::logging::init_client();
             let client = Client::new(cli.socket, cli.session.clone());
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    eprintln!("snowflaked: cannot start: {e}");
-                    return ExitCode::from(3);
-                }
-            };
-            runtime.block_on(run_client(client, cli.session, command))
+            runtime()?.block_on(run_client(client, cli.session, command))
         }
     }
 }
 
-async fn run_client(client: Client, session: Option<String>, command: Command) -> ExitCode {
-    let result = match command {
+/// The single-threaded runtime of a client command.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
+}
+
+async fn run_client(
+    client: Client,
+    session: Option<String>,
+    command: Command,
+) -> Result<ExitCode, Error> {
+    Ok(match command {
         Command::Mcp(args) => return mcp::run(client, session, args).await,
-        Command::Query(args) => query::run(&client, args).await,
-        Command::Describe(args) => catalog::describe(&client, args).await,
-        Command::Tables(args) => catalog::tables(&client, args).await,
-        Command::Columns(args) => catalog::columns(&client, args).await,
-        Command::Result(args) => result::result(&client, args).await,
-        Command::Queries(args) => result::queries(&client, args).await,
-        Command::Use { kind, name } => commands::use_context(&client, kind, name).await,
-        Command::Context { json } => commands::context(&client, json).await,
-        Command::Status { json } => commands::status(&client, json).await,
-        Command::Session(SessionCommand::New) => commands::session_new(&client).await,
+        Command::Describe(args) => return catalog::describe(&client, args).await,
+        Command::Tables(args) => return catalog::tables(&client, args).await,
+        Command::Columns(args) => return catalog::columns(&client, args).await,
+        Command::Query(args) => query::run(&client, args).await?,
+        Command::Result(args) => result::result(&client, args).await?,
+        Command::Queries(args) => result::queries(&client, args).await?,
+        Command::Use { kind, name } => commands::use_context(&client, kind, name).await?,
+        Command::Context { json } => commands::context(&client, json).await?,
+        Command::Status { json } => commands::status(&client, json).await?,
+        Command::Session(SessionCommand::New) => commands::session_new(&client).await?,
         Command::Session(SessionCommand::End { token }) => {
-            commands::session_end(&client, token).await
+            commands::session_end(&client, token).await?
         }
         Command::Session(SessionCommand::List { json }) => {
-            commands::session_list(&client, json).await
+            commands::session_list(&client, json).await?
         }
-        Command::Cancel { query_id } => commands::cancel(&client, &query_id).await,
-        Command::Stop => commands::stop(&client).await,
-        Command::Metrics => commands::metrics(&client).await,
+        Command::Cancel { query_id } => commands::cancel(&client, &query_id).await?,
+        Command::Stop => commands::stop(&client).await?,
+        Command::Metrics => commands::metrics(&client).await?,
         Command::Serve(_)
         | Command::Completions { .. }
         | Command::Config { .. }
         | Command::Install(_)
         | Command::Uninstall
         | Command::Logs { .. } => unreachable!("handled before the runtime starts"),
-    };
-    match result {
-        Ok(code) => code,
-        Err(error) => report(&error),
-    }
-}
-
-/// Prints a client error with everything the daemon said (code, sqlstate, query id, hint)
-/// and returns its exit status.
-pub fn report(error: &ClientError) -> ExitCode {
-    match error {
-        ClientError::Api { error: detail, .. } => {
-            // Printed first: a context that could not be applied is often why it failed.
-            for warning in &detail.warnings {
-                eprintln!("warning: {warning}");
-            }
-            let mut line = format!("error: {}", detail.message);
-            let mut facts = Vec::new();
-            if let Some(statement) = detail.statement {
-                facts.push(format!("statement {statement}"));
-            }
-            if let Some(code) = &detail.code {
-                facts.push(format!("code {code}"));
-            }
-            if let Some(sqlstate) = &detail.sqlstate {
-                facts.push(format!("sqlstate {sqlstate}"));
-            }
-            if let Some(query_id) = &detail.query_id {
-                facts.push(format!("query id {query_id}"));
-            }
-            if !facts.is_empty() {
-                line.push_str(&format!(" ({})", facts.join(", ")));
-            }
-            eprintln!("{line}");
-            if let Some(hint) = &detail.hint {
-                eprintln!("hint: {hint}");
-            }
-        }
-        other => eprintln!("error: {other}"),
-    }
-    ExitCode::from(error.exit_code())
+    })
 }

@@ -27,13 +27,15 @@ pub fn write(bytes: &[u8]) {
     }
 }
 
+/// The one error not returned to `main`: output is written from deep inside every command,
+/// and nothing after a failed write is worth doing. Printed as `cli::error::report` prints.
 fn exit_on_write_error(error: &std::io::Error) -> ! {
     if error.kind() == std::io::ErrorKind::BrokenPipe {
         std::process::exit(0);
     }
     let _ = writeln!(
         std::io::stderr(),
-        "snowflaked: cannot write to standard output: {error}"
+        "error: cannot write to standard output: {error}"
     );
     std::process::exit(1);
 }

@@ -8,11 +8,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use hyper::Method;
 
 use super::format::{Format, Options, render_output};
-use crate::api::{ErrorBody, ErrorDetail, QueryRequest, QueryResponse, StatementInfo};
-use crate::client::{Client, ClientError};
+use crate::api::{ErrorBody, ErrorDetail, ErrorKind, QueryRequest, QueryResponse, StatementInfo};
+use crate::client::{Client, ClientError, QueryOutcome};
 use crate::config::duration;
 
 #[derive(Debug, Args)]
@@ -93,26 +92,15 @@ pub async fn run(client: &Client, args: QueryArgs) -> Result<ExitCode, ClientErr
 pub fn error_json(error: &ClientError) -> String {
     let detail = match error {
         ClientError::Api { error, .. } => (**error).clone(),
-        ClientError::Unreachable { .. } => detail("daemon_unreachable", error.to_string()),
-        ClientError::Protocol(_) => detail("protocol", error.to_string()),
-        ClientError::Usage(message) => detail("usage", message.clone()),
+        ClientError::Unreachable { .. } => {
+            ErrorDetail::new(ErrorKind::DaemonUnreachable, error.to_string())
+        }
+        ClientError::Protocol(_) => ErrorDetail::new(ErrorKind::Protocol, error.to_string()),
+        ClientError::Usage(message) => ErrorDetail::new(ErrorKind::Usage, message.clone()),
     };
     let mut line = serde_json::to_string(&ErrorBody { error: detail }).unwrap_or_default();
     line.push('\n');
     line
-}
-
-fn detail(kind: &str, message: String) -> ErrorDetail {
-    ErrorDetail {
-        kind: kind.to_string(),
-        message,
-        code: None,
-        sqlstate: None,
-        query_id: None,
-        hint: None,
-        statement: None,
-        warnings: Vec::new(),
-    }
 }
 
 fn write_stdout(text: &str) {
@@ -131,7 +119,7 @@ async fn run_query(client: &Client, args: &QueryArgs) -> Result<ExitCode, Client
             "--null {null:?} cannot be told apart in csv: leave out commas, quotes and line breaks"
         )));
     }
-    let sql = read_sql(args).map_err(ClientError::Usage)?;
+    let sql = read_sql(args)?;
     let params = crate::binds::Params::from_args(&args.params)
         .map_err(|e| ClientError::Usage(e.to_string()))?;
     let request = QueryRequest {
@@ -152,19 +140,14 @@ async fn run_query(client: &Client, args: &QueryArgs) -> Result<ExitCode, Client
     let spinner = std::io::stderr()
         .is_terminal()
         .then(|| spawn_spinner(request_id.clone()));
-    let call = client.call::<_, Box<serde_json::value::RawValue>>(
-        Method::POST,
-        "/v1/query",
-        &request,
-        Some(&request_id),
-    );
+    let call = client.submit(&request, &request_id);
     let result = tokio::select! {
         result = call => result,
         _ = tokio::signal::ctrl_c() => {
             if let Some(spinner) = &spinner { spinner.abort(); }
             eprintln!("\rcancelling {request_id}…");
             // Closing the connection also cancels; asking explicitly makes it prompt.
-            let _ = client.call::<_, crate::api::Ack>(Method::POST, &format!("/v1/queries/{request_id}/cancel"), &(), None).await;
+            let _ = client.cancel(&request_id).await;
             return Ok(ExitCode::from(130));
         }
     };
@@ -172,14 +155,13 @@ async fn run_query(client: &Client, args: &QueryArgs) -> Result<ExitCode, Client
         spinner.abort();
         eprint!("\r\x1b[2K");
     }
-    let answer = result?;
-    // A 202 while the statement runs on in the daemon has a `state`; a result has none.
-    if let Ok(running) = serde_json::from_str::<StatementInfo>(answer.get()) {
-        print_still_running(&running, args.format);
-        return Ok(ExitCode::from(STILL_RUNNING));
-    }
-    let response: QueryResponse = serde_json::from_str(answer.get())
-        .map_err(|e| ClientError::Protocol(format!("malformed result: {e}")))?;
+    let response = match result? {
+        QueryOutcome::Finished(response) => response,
+        QueryOutcome::Running(running) => {
+            print_still_running(&running, args.format);
+            return Ok(ExitCode::from(STILL_RUNNING));
+        }
+    };
     print_result(
         &response,
         args.format,
@@ -264,10 +246,12 @@ fn character_budget(max_chars: Option<usize>, format: Format) -> usize {
     }
 }
 
-fn read_sql(args: &QueryArgs) -> Result<String, String> {
+/// The SQL from the argument, the file or standard input; reading it is a usage error.
+fn read_sql(args: &QueryArgs) -> Result<String, ClientError> {
+    let usage = ClientError::Usage;
     let sql = match (&args.file, args.sql.as_deref()) {
         (Some(path), _) => std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?,
         (None, Some(sql)) if sql != "-" => sql.to_string(),
         _ => {
             if std::io::stdin().is_terminal() {
@@ -276,14 +260,14 @@ fn read_sql(args: &QueryArgs) -> Result<String, String> {
             let mut sql = String::new();
             std::io::stdin()
                 .read_to_string(&mut sql)
-                .map_err(|e| format!("cannot read standard input: {e}"))?;
+                .map_err(|e| usage(format!("cannot read standard input: {e}")))?;
             sql
         }
     };
     if sql.trim().is_empty() {
-        return Err(
+        return Err(usage(
             "no SQL given: pass it as an argument, with -f FILE, or on standard input".into(),
-        );
+        ));
     }
     Ok(sql)
 }

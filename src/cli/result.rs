@@ -5,12 +5,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use hyper::Method;
 
 use super::format::Format;
 use super::query::{STILL_RUNNING, print_result, print_still_running};
-use crate::api::{QueryResponse, StatementInfo, StatementList};
-use crate::client::{Client, ClientError};
+use crate::client::{Client, ClientError, PageRequest, QueryOutcome};
 use crate::config::duration;
 
 #[derive(Debug, Args)]
@@ -48,24 +46,18 @@ pub struct QueriesArgs {
 }
 
 pub async fn result(client: &Client, args: ResultArgs) -> Result<ExitCode, ClientError> {
-    let mut path = format!(
-        "/v1/queries/{}/result?offset={}",
-        encode(&args.id),
-        args.offset
-    );
-    if let Some(limit) = args.max_rows {
-        path.push_str(&format!("&limit={limit}"));
-    }
-    if let Some(wait) = args.wait {
-        path.push_str(&format!("&wait_ms={}", wait.as_millis()));
-    }
-    let answer: Box<serde_json::value::RawValue> = client.get(Method::GET, &path).await?;
-    if let Ok(running) = serde_json::from_str::<StatementInfo>(answer.get()) {
-        print_still_running(&running, args.format);
-        return Ok(ExitCode::from(STILL_RUNNING));
-    }
-    let response: QueryResponse = serde_json::from_str(answer.get())
-        .map_err(|e| ClientError::Protocol(format!("malformed result: {e}")))?;
+    let page = PageRequest {
+        offset: args.offset,
+        limit: args.max_rows,
+        wait: args.wait,
+    };
+    let response = match client.result_page(&args.id, page).await? {
+        QueryOutcome::Finished(response) => response,
+        QueryOutcome::Running(running) => {
+            print_still_running(&running, args.format);
+            return Ok(ExitCode::from(STILL_RUNNING));
+        }
+    };
     let next = response.page.as_ref().map(|p| {
         let offset = p.offset + response.row_count;
         format!(
@@ -81,12 +73,7 @@ pub async fn result(client: &Client, args: ResultArgs) -> Result<ExitCode, Clien
 }
 
 pub async fn queries(client: &Client, args: QueriesArgs) -> Result<ExitCode, ClientError> {
-    let path = if args.all {
-        "/v1/queries?all=true"
-    } else {
-        "/v1/queries"
-    };
-    let list: StatementList = client.get(Method::GET, path).await?;
+    let list = client.statements(args.all).await?;
     if args.json {
         println!(
             "{}",
@@ -123,17 +110,4 @@ pub async fn queries(client: &Client, args: QueriesArgs) -> Result<ExitCode, Cli
     }
     println!("{table}");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Ids are plain, but one typed by hand must not bend the request path.
-fn encode(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c.to_string()
-            } else {
-                format!("%{:02X}", c as u32 & 0xff)
-            }
-        })
-        .collect()
 }

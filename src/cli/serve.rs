@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::Error;
 use crate::activation::{self, Activation};
 use crate::config::{duration, paths, sources};
 use crate::daemon::{self, ServeOptions};
@@ -28,18 +29,12 @@ pub struct ServeArgs {
     pub self_started: bool,
 }
 
-/// Runs the daemon; exit 0 after a clean stop, 2 on configuration errors, 3 when it cannot
-/// listen.
-pub fn run(args: ServeArgs) -> ExitCode {
+/// Runs the daemon; exit 0 after a clean stop, or the error (2 for configuration errors, 3
+/// when it cannot listen or run).
+pub fn run(args: ServeArgs) -> Result<ExitCode, Error> {
     // Inherited sockets first, while the process still has a single thread.
     let inherited = activation::take_inherited();
-    let mut settings = match sources::load_settings(&paths::ProcessEnv) {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("snowflaked: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let mut settings = sources::load_settings(&paths::ProcessEnv)?;
     if let Some(socket) = args.socket {
         // An explicit --socket wins over the config for binding, and tells clients where
         // the self-started daemon listens.
@@ -80,28 +75,18 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
         Err(e) => Err(e),
     };
-    let listeners = match listeners {
-        Ok(listeners) => listeners,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen");
-            eprintln!("snowflaked: cannot listen: {e}");
-            return ExitCode::from(3);
-        }
-    };
+    let listeners = listeners.map_err(|e| {
+        tracing::error!(error = %e, "cannot listen");
+        Error::Listen(e)
+    })?;
     if listeners.activation == Activation::Launchd {
         settings.idle_timeout = launchd_idle_floor(settings.idle_timeout);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("snowflaked: cannot start the runtime: {e}");
-            return ExitCode::from(3);
-        }
-    };
+        .map_err(Error::Runtime)?;
     let result = runtime.block_on(daemon::run(ServeOptions {
         settings,
         listeners,
@@ -109,13 +94,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
     }));
     // Do not wait for blocking tasks (none should be left) beyond a moment.
     runtime.shutdown_timeout(Duration::from_secs(1));
-    match result {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("snowflaked: {e}");
-            ExitCode::from(3)
-        }
-    }
+    result?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// launchd refuses to relaunch a job within 10 s of its last start (its throttle), so an

@@ -226,7 +226,7 @@ pub fn from_fields(
             "`protocol` must be http or https, not {p:?}"
         )));
     }
-    let auth = choose_auth(fields, &get).map_err(invalid)?;
+    let auth = choose_auth(fields, &get).map_err(|e| invalid(e.to_string()))?;
     Ok(ConnectionSettings {
         source: source.clone(),
         account,
@@ -242,30 +242,52 @@ pub fn from_fields(
     })
 }
 
-fn choose_auth(fields: &Fields, get: &dyn Fn(&str) -> Option<String>) -> Result<Auth, String> {
+/// Why no credential could be chosen from a connection's fields.
+#[derive(Debug, thiserror::Error)]
+enum AuthError {
+    #[error("authenticator {authenticator} needs `{field}`")]
+    Missing {
+        authenticator: &'static str,
+        field: &'static str,
+    },
+    #[error("a programmatic access token needs `token`")]
+    MissingPat,
+    #[error(
+        "authenticator {0:?} is not supported (use snowflake, programmatic_access_token, snowflake_jwt or oauth)"
+    )]
+    Unsupported(String),
+    #[error("`token` is set but `authenticator` is not (oauth or programmatic_access_token)")]
+    TokenWithoutAuthenticator,
+    #[error("no credential: set a PAT, a password, or a private key file")]
+    None,
+}
+
+fn choose_auth(fields: &Fields, get: &dyn Fn(&str) -> Option<String>) -> Result<Auth, AuthError> {
     let authenticator = get("authenticator").map(|a| a.to_ascii_lowercase());
     let private_key = get("private_key_file").or_else(|| get("private_key_path"));
     match authenticator.as_deref() {
         Some("oauth") => {
-            let token = get("token").ok_or("authenticator oauth needs `token`")?;
+            let token = get("token").ok_or(AuthError::Missing {
+                authenticator: "oauth",
+                field: "token",
+            })?;
             return Ok(Auth::OAuth(Secret::new(token)));
         }
         Some("snowflake_jwt") => {
-            let file = private_key.ok_or("authenticator snowflake_jwt needs `private_key_file`")?;
+            let file = private_key.ok_or(AuthError::Missing {
+                authenticator: "snowflake_jwt",
+                field: "private_key_file",
+            })?;
             return Ok(key_pair(file, get("private_key_file_pwd")));
         }
         Some("programmatic_access_token") => {
             let token = get("token")
                 .or_else(|| get("pat"))
-                .ok_or("a programmatic access token needs `token`")?;
+                .ok_or(AuthError::MissingPat)?;
             return Ok(Auth::Pat(Secret::new(token)));
         }
         Some("snowflake") | None => {}
-        Some(other) => {
-            return Err(format!(
-                "authenticator {other:?} is not supported (use snowflake, programmatic_access_token, snowflake_jwt or oauth)"
-            ));
-        }
+        Some(other) => return Err(AuthError::Unsupported(other.to_string())),
     }
     if let Some(pat) = get("pat") {
         return Ok(Auth::Pat(Secret::new(pat)));
@@ -277,11 +299,9 @@ fn choose_auth(fields: &Fields, get: &dyn Fn(&str) -> Option<String>) -> Result<
         return Ok(Auth::Password(Secret::new(password)));
     }
     if fields.contains_key("token") {
-        return Err(
-            "`token` is set but `authenticator` is not (oauth or programmatic_access_token)".into(),
-        );
+        return Err(AuthError::TokenWithoutAuthenticator);
     }
-    Err("no credential: set a PAT, a password, or a private key file".into())
+    Err(AuthError::None)
 }
 
 fn key_pair(file: String, passphrase: Option<String>) -> Auth {

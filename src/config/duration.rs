@@ -4,13 +4,24 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+/// A duration that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid duration {text:?}: {source}")]
+pub struct DurationError {
+    text: String,
+    source: humantime::DurationError,
+}
+
 /// Parses `30s`, `5m`, `1h30m`, or `0` (never / no limit, returned as `Duration::ZERO`).
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     if text == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))
+    humantime::parse_duration(text).map_err(|source| DurationError {
+        text: text.to_string(),
+        source,
+    })
 }
 
 /// Prints a duration the way [`parse`] reads it, to the millisecond (`1ms`, `1s 500ms`); `0`
@@ -64,7 +75,10 @@ mod tests {
         assert_eq!(parse("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse("0").unwrap(), Duration::ZERO);
-        assert!(parse("soon").is_err());
+        assert_eq!(
+            parse(" soon").unwrap_err().to_string(),
+            "invalid duration \"soon\": expected number at 0"
+        );
         assert_eq!(format(Duration::from_secs(90)), "1m 30s");
         assert_eq!(format(Duration::ZERO), "0");
     }

@@ -13,8 +13,6 @@ pub mod render;
 pub mod server;
 pub mod tools;
 
-use std::process::ExitCode;
-
 use rmcp::ServiceExt;
 
 use crate::client::Client;
@@ -70,17 +68,5 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
-    }
-}
-
-/// `snowflaked mcp` as a command: exit 0 when the client went away, 3 when stdio failed.
-pub async fn main(client: Client, options: Options) -> ExitCode {
-    match run(client, options).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error}");
-            eprintln!("snowflaked mcp: {error}");
-            ExitCode::from(3)
-        }
     }
 }

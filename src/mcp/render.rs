@@ -6,7 +6,7 @@
 use rmcp::model::{CallToolResult, ContentBlock};
 
 use super::tools::{ColumnOutput, ContextFields, ContextOutput, QueryOutput, ResultFormat};
-use crate::api::{Context, ContextResponse, ErrorDetail, QueryResponse};
+use crate::api::{Context, ContextResponse, ErrorDetail, ErrorKind, QueryResponse};
 use crate::cli::format::{Format, render};
 use crate::client::ClientError;
 
@@ -156,8 +156,8 @@ fn api_error_text(detail: &ErrorDetail) -> String {
 
 /// The daemon's hint, except where it names CLI flags a model calling tools cannot use.
 fn hint(detail: &ErrorDetail) -> Option<String> {
-    match detail.kind.as_str() {
-        "read_only" => Some(
+    match detail.kind {
+        ErrorKind::ReadOnly => Some(
             "the `query` tool only reads; changes need the `execute` tool, which exists only when the user started the server with `snowflaked mcp --allow-writes`".into(),
         ),
         _ => detail.hint.as_ref().map(|hint| {

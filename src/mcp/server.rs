@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use hyper::Method;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation,
     InitializeRequestParams, InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams,
@@ -21,7 +20,7 @@ use serde::de::DeserializeOwned;
 use super::Options;
 use super::render;
 use super::tools::{self, ContextArgs, QueryArgs, ResultFormat, ToolKind, UseArgs};
-use crate::api::{Ack, ContextResponse, ContextUpdate, NewSession, QueryRequest, QueryResponse};
+use crate::api::{ContextUpdate, QueryRequest};
 use crate::client::{Client, ClientError};
 
 const INSTRUCTIONS: &str = "Snowflake through snowflaked, a local daemon that keeps logged-in sessions warm. \
@@ -63,15 +62,15 @@ impl SnowflakedMcp {
     async fn client(&self) -> Result<Client, ClientError> {
         let mut token = self.inner.token.lock().await;
         if token.is_none() {
-            let mut minter = self.inner.client.clone();
-            minter.token = crate::api::DEFAULT_TOKEN.to_string();
-            let minted: NewSession = minter.call(Method::POST, "/v1/sessions", &(), None).await?;
+            let minter = self.inner.client.with_token(crate::api::DEFAULT_TOKEN);
+            let minted = minter.mint_session().await?;
             tracing::info!("minted this MCP client's token");
             *token = Some(minted.token);
         }
-        let mut client = self.inner.client.clone();
-        client.token = token.clone().unwrap_or_default();
-        Ok(client)
+        Ok(self
+            .inner
+            .client
+            .with_token(token.clone().unwrap_or_default()))
     }
 
     /// Ends the token this server minted (rolling back an open transaction); a token given
@@ -83,15 +82,10 @@ impl SnowflakedMcp {
         let Some(token) = self.inner.token.lock().await.take() else {
             return;
         };
-        let mut client = self.inner.client.clone();
-        client.token = token;
         // Ending must not start a daemon that is not running: a token whose daemon is gone
         // has nothing left to end but its saved context.
-        client.self_start = false;
-        match client
-            .get::<Ack>(Method::DELETE, "/v1/sessions/current")
-            .await
-        {
+        let client = self.inner.client.with_token(token).without_self_start();
+        match client.end_session().await {
             Ok(_) => tracing::info!("ended this MCP client's token"),
             Err(e) => tracing::warn!("could not end this MCP client's token: {e}"),
         }
@@ -144,9 +138,7 @@ impl SnowflakedMcp {
         request.timeout_ms = args.timeout_s.map(|s| s.saturating_mul(1000));
         request.read_only = read_only.then_some(true);
         request.transaction = !read_only;
-        let response: QueryResponse = client
-            .call(Method::POST, "/v1/query", &request, None)
-            .await?;
+        let response = client.query(&request).await?;
         let max_chars = args
             .max_chars
             .unwrap_or(self.inner.options.default_max_chars);
@@ -166,15 +158,13 @@ impl SnowflakedMcp {
             query_tag: args.query_tag,
         };
         let client = self.client().await?;
-        let response: ContextResponse = client
-            .call(Method::PUT, "/v1/context", &update, None)
-            .await?;
+        let response = client.set_context(&update).await?;
         Ok(render::context_result(&response))
     }
 
     async fn context(&self) -> Result<CallToolResult, ClientError> {
         let client = self.client().await?;
-        let response: ContextResponse = client.get(Method::GET, "/v1/context").await?;
+        let response = client.context().await?;
         Ok(render::context_result(&response))
     }
 }

@@ -14,7 +14,7 @@ use hyper::{HeaderMap, StatusCode, Uri};
 
 use super::Transport;
 use super::error::ApiError;
-use crate::api;
+use crate::api::{self, ErrorKind};
 use crate::sessions::{Registry, token};
 
 /// The token a request runs under, or the answer that refuses it.
@@ -38,7 +38,7 @@ pub fn identify(
             Some(token) if registry.is_minted(&token) => Ok(token),
             named => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "unknown_token",
+                ErrorKind::UnknownToken,
                 if named.is_some() {
                     "over TCP only tokens minted by `snowflaked session new` are accepted"
                 } else {
@@ -93,7 +93,7 @@ fn check_host(uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
         got.truncate(64);
         ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
-            "foreign_host",
+            ErrorKind::ForeignHost,
             format!(
                 "over TCP the Host header must be a loopback name or address (localhost, 127.0.0.1, [::1]); got {got}"
             ),

@@ -3,7 +3,7 @@
 
 use hyper::StatusCode;
 
-use crate::api::{ErrorBody, ErrorDetail};
+use crate::api::{ErrorBody, ErrorDetail, ErrorKind};
 use crate::runner::RunError;
 use crate::sessions::registry::RegistryError;
 
@@ -15,19 +15,10 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             status,
-            detail: Box::new(ErrorDetail {
-                kind: kind.to_string(),
-                message: message.into(),
-                code: None,
-                sqlstate: None,
-                query_id: None,
-                hint: None,
-                statement: None,
-                warnings: Vec::new(),
-            }),
+            detail: Box::new(ErrorDetail::new(kind, message)),
         }
     }
 
@@ -37,18 +28,18 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorKind::BadRequest, message)
     }
 
     pub fn not_found(path: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no route {path}"))
+        Self::new(StatusCode::NOT_FOUND, ErrorKind::NotFound, format!("no route {path}"))
             .with_hint("routes: /health, /v1/status, /v1/query, /v1/context, /v1/sessions, /v1/queries/{id}/cancel, /v1/shutdown, /metrics")
     }
 
     pub fn method_not_allowed(method: &hyper::Method, path: &str) -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorKind::MethodNotAllowed,
             format!("{method} is not allowed on {path}"),
         )
     }
@@ -64,9 +55,9 @@ impl From<RegistryError> for ApiError {
     fn from(error: RegistryError) -> Self {
         let message = error.to_string();
         match error {
-            RegistryError::Full { .. } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_tokens", message)
+            RegistryError::Full { .. } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorKind::TooManyTokens, message)
                 .with_hint("end tokens no longer in use (`snowflaked session list`, `snowflaked session end TOKEN`) or raise tokens.max"),
-            RegistryError::NotSaved { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "state_not_saved", message)
+            RegistryError::NotSaved { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::StateNotSaved, message)
                 .with_hint("check that the state directory is writable and the disk not full"),
         }
     }
@@ -78,7 +69,7 @@ impl From<RunError> for ApiError {
         match error {
             RunError::BadRequest(_) => ApiError::bad_request(message),
             RunError::ReadOnly { statement, .. } => {
-                let mut e = ApiError::new(StatusCode::FORBIDDEN, "read_only", message)
+                let mut e = ApiError::new(StatusCode::FORBIDDEN, ErrorKind::ReadOnly, message)
                     .with_hint("run it without --read-only (and without query.read_only in the config) if a write is intended");
                 e.detail.statement = Some(statement);
                 e
@@ -94,7 +85,7 @@ impl From<RunError> for ApiError {
             } => {
                 let mut e = ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "statement_failed",
+                    ErrorKind::StatementFailed,
                     message,
                 );
                 e.detail.hint = hint_for(code.as_deref(), &e.detail.message);
@@ -113,38 +104,49 @@ impl From<RunError> for ApiError {
                 e.detail.warnings = warnings;
                 e
             }
-            RunError::Login(_) => ApiError::new(StatusCode::BAD_GATEWAY, "login_failed", message)
-                .with_hint("check the connection with `snowflaked config --check`"),
-            RunError::Unreachable(_) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "snowflake_unreachable", message).with_hint(
-                    "the daemon retries by itself; check the network or Snowflake's status",
-                )
+            RunError::Login(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, ErrorKind::LoginFailed, message)
+                    .with_hint("check the connection with `snowflaked config --check`")
             }
-            RunError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message)
-                .with_hint("raise --timeout, or narrow the query"),
+            RunError::Unreachable(_) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                ErrorKind::SnowflakeUnreachable,
+                message,
+            )
+            .with_hint("the daemon retries by itself; check the network or Snowflake's status"),
+            RunError::Timeout(_) => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, ErrorKind::Timeout, message)
+                    .with_hint("raise --timeout, or narrow the query")
+            }
             RunError::Cancelled { query_id } => {
-                let mut e = ApiError::new(StatusCode::CONFLICT, "cancelled", message);
+                let mut e = ApiError::new(StatusCode::CONFLICT, ErrorKind::Cancelled, message);
                 e.detail.query_id = query_id;
                 e.detail.sqlstate = Some("57014".to_string());
                 e
             }
             RunError::Unreadable { query_id, .. } => {
-                let mut e = ApiError::new(StatusCode::BAD_GATEWAY, "result_unreadable", message)
+                let mut e = ApiError::new(StatusCode::BAD_GATEWAY, ErrorKind::ResultUnreadable, message)
                     .with_hint("the statement ran and Snowflake is fine; select the value as text (TO_JSON(col) or col::STRING) or only the part you need (col:path)");
                 e.detail.query_id = query_id;
                 e
             }
-            RunError::Busy(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "pool_exhausted", message)
-            }
+            RunError::Busy(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::PoolExhausted,
+                message,
+            ),
             RunError::TransactionLost => {
-                ApiError::new(StatusCode::CONFLICT, "transaction_lost", message)
+                ApiError::new(StatusCode::CONFLICT, ErrorKind::TransactionLost, message)
             }
-            RunError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
-            RunError::ShuttingDown => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
-                    .with_hint("run the command again; the next daemon answers it")
+            RunError::Conflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorKind::Conflict, message)
             }
+            RunError::ShuttingDown => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::ShuttingDown,
+                message,
+            )
+            .with_hint("run the command again; the next daemon answers it"),
         }
     }
 }
@@ -180,16 +182,20 @@ impl From<crate::statements::StatementError> for ApiError {
             StatementError::Failed(e) => e.into(),
             StatementError::NotFound(_) => ApiError::new(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                ErrorKind::NotFound,
                 message,
             )
             .with_hint(
                 "ids are the ones `snowflaked query` and `snowflaked queries` show for this token",
             ),
-            StatementError::Gone(_) => ApiError::new(StatusCode::GONE, "result_gone", message),
-            StatementError::Store(_) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+            StatementError::Gone(_) => {
+                ApiError::new(StatusCode::GONE, ErrorKind::ResultGone, message)
             }
+            StatementError::Store(_) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorKind::Internal,
+                message,
+            ),
         }
     }
 }

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::{AppState, Transport, auth};
-use crate::api;
+use crate::api::{self, ErrorKind};
 use crate::runner::{ContextChange, QueryInput};
 use crate::sessions::{Context, token};
 
@@ -104,7 +104,7 @@ async fn route(
             let minted = token::mint().map_err(|e| {
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    ErrorKind::Internal,
                     format!("no randomness: {e}"),
                 )
             })?;
@@ -193,7 +193,7 @@ async fn route(
             } else {
                 Err(ApiError::new(
                     StatusCode::NOT_FOUND,
-                    "not_found",
+                    ErrorKind::NotFound,
                     format!("no running statement has id {id}"),
                 )
                 .with_hint(
@@ -236,7 +236,7 @@ fn unix_only(transport: Transport, what: &str) -> Result<(), ApiError> {
         Transport::Unix => Ok(()),
         Transport::Tcp => Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorKind::Forbidden,
             format!("{what} is only allowed over the Unix socket"),
         )),
     }
@@ -263,7 +263,7 @@ async fn read_json<T: DeserializeOwned>(
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorKind::BodyTooLarge,
             format!(
                 "the request body is larger than {} bytes",
                 state.max_body_bytes
@@ -286,7 +286,7 @@ async fn read_json<T: DeserializeOwned>(
         .map_err(|_| {
             ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
+                ErrorKind::RequestTimeout,
                 "the request body did not arrive in time",
             )
         })?;

@@ -471,11 +471,7 @@ fn every_answer_is_well_formed_and_the_daemon_survives() {
     let socket = daemon.dir.path().join("api.sock");
     let port = daemon.tcp_port.expect("a TCP listener");
     let minted = runtime
-        .block_on(
-            daemon
-                .client("default")
-                .get::<snowflaked::api::NewSession>(hyper::Method::POST, "/v1/sessions"),
-        )
+        .block_on(daemon.client("default").mint_session())
         .unwrap()
         .token;
 
