@@ -174,7 +174,7 @@ pub struct Store {
 impl Store {
     pub fn new(state_dir: &Path) -> Self {
         Self {
-            path: state_dir.join("tokens.json"),
+            path: crate::config::paths::tokens_file(state_dir),
         }
     }
 
