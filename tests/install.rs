@@ -327,7 +327,10 @@ mod systemd {
         assert_status(&output, 0);
         let script = stdout(&output);
         for name in UNITS {
-            assert!(script.contains(&format!("cat > {}", user.unit_dir().join(name).display())));
+            assert!(script.contains(&format!(
+                "==> {} (mode 0644) <==",
+                user.unit_dir().join(name).display()
+            )));
         }
         assert!(script.contains(&format!("ExecStart={} serve\n", binary().display())));
         assert!(script.contains(

@@ -8,36 +8,34 @@
 use std::io;
 use std::path::Path;
 
-use super::plan::{self, Cmd};
-use super::run;
+use super::run::Cmd;
+use crate::config::paths::SERVICE_UNIT;
 
 /// `journalctl --user -u snowflaked.service`: following, or the last 200 lines without a
 /// pager.
 pub fn journalctl(follow: bool) -> Cmd {
-    let mut args = vec!["--user", "-u", plan::SERVICE_UNIT];
-    if follow {
-        args.push("-f");
+    let last: &[&str] = if follow {
+        &["-f"]
     } else {
-        args.extend(["--no-pager", "-n", "200"]);
-    }
-    Cmd {
-        program: "journalctl",
-        args: args.into_iter().map(str::to_string).collect(),
-    }
+        &["--no-pager", "-n", "200"]
+    };
+    Cmd::new(
+        "journalctl",
+        ["--user", "-u", SERVICE_UNIT].iter().chain(last),
+    )
 }
 
 /// `tail -n 200 [-F] LOG`. `-F` rather than `-f` when following: it keeps reading when
 /// newsyslog rotates the file.
 pub fn tail(log: &Path, follow: bool) -> Cmd {
-    let mut args = vec!["-n".to_string(), "200".to_string()];
-    if follow {
-        args.push("-F".to_string());
-    }
-    args.push(log.display().to_string());
-    Cmd {
-        program: "tail",
-        args,
-    }
+    let follow = if follow { "-F" } else { "" };
+    let log = log.display().to_string();
+    Cmd::new(
+        "tail",
+        ["-n", "200", follow, &log]
+            .into_iter()
+            .filter(|a| !a.is_empty()),
+    )
 }
 
 /// Runs `journalctl` in place of this process. Returns (with the exit status) only when it
@@ -49,7 +47,7 @@ pub fn show_journal(follow: bool, self_start_log: &Path) -> u8 {
             self_start_log.display()
         );
     }
-    let error = run::exec(&journalctl(follow));
+    let error = journalctl(follow).exec();
     if error.kind() == io::ErrorKind::NotFound {
         eprintln!(
             "error: journalctl was not found, so the systemd journal cannot be shown.\n{}",
@@ -73,7 +71,7 @@ pub fn show_file(log: &Path, follow: bool, self_start_log: &Path) -> u8 {
         );
         return 2;
     }
-    let error = run::exec(&tail(log, follow));
+    let error = tail(log, follow).exec();
     eprintln!("error: cannot run tail: {error}");
     2
 }

@@ -5,8 +5,9 @@
 //! puts a marker line on top, by which `uninstall` later recognises the files as its own. It
 //! never touches the disk; validation errors name the value that cannot be written.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
+
+use crate::config::paths;
 
 /// `packaging/systemd/snowflaked.socket`.
 pub const SOCKET_TEMPLATE: &str = include_str!("../../../packaging/systemd/snowflaked.socket");
@@ -29,58 +30,36 @@ pub const HOME_PLACEHOLDER: &str = "@HOME@";
 /// without being told to.
 pub const MARKER: &str = "Written by `snowflaked install`";
 
+/// A path that cannot be written into a unit or the plist safely, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path:?} {reason}")]
+pub struct RenderError {
+    pub path: PathBuf,
+    pub reason: &'static str,
+}
+
+fn refuse<T>(path: &Path, reason: &'static str) -> Result<T, RenderError> {
+    Err(RenderError {
+        path: path.to_path_buf(),
+        reason,
+    })
+}
+
+/// Unit files and plists are UTF-8 text.
+const NOT_UTF8: &str = "is not valid UTF-8";
+/// Init systems run with another working directory.
+const NOT_ABSOLUTE: &str = "is not an absolute path";
+/// A newline or other control character would end the line or the XML text early.
+const CONTROL: &str = "contains a control character";
+/// systemd refuses them in an executable's path, whatever the escaping.
+const UNSAFE_FOR_SYSTEMD: &str = "contains a quote or a backslash, which systemd does not \
+     accept in the path of the program it starts; move the binary to a plainer path";
+/// The plist's comments name the paths, and XML comments cannot hold `--`.
+const DOUBLE_HYPHEN: &str = "contains \"--\", which the launchd plist cannot hold in its comments";
 /// `sun_path` holds 104 bytes on macOS, including the terminating NUL.
 const MACOS_SUN_PATH_MAX: usize = 103;
-
-/// A value that cannot be written into a file safely.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RenderError {
-    /// Unit files and plists are UTF-8 text.
-    NotUtf8(PathBuf),
-    /// Init systems need absolute paths: they run with another working directory.
-    NotAbsolute(PathBuf),
-    /// A newline or other control character would end the line or the XML text early.
-    ControlCharacter(PathBuf),
-    /// systemd refuses quotes and backslashes in an executable's path.
-    UnsafeForSystemd(PathBuf),
-    /// `--` cannot appear inside an XML comment, and the plist's comments name the paths.
-    DoubleHyphen(PathBuf),
-    /// The launchd socket path would not fit in `sun_path`.
-    SocketPathTooLong(PathBuf),
-}
-
-impl fmt::Display for RenderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RenderError::NotUtf8(p) => write!(f, "{} is not valid UTF-8", p.display()),
-            RenderError::NotAbsolute(p) => write!(f, "{} is not an absolute path", p.display()),
-            RenderError::ControlCharacter(p) => {
-                write!(
-                    f,
-                    "{:?} contains a control character",
-                    p.display().to_string()
-                )
-            }
-            RenderError::UnsafeForSystemd(p) => write!(
-                f,
-                "{} contains a quote or a backslash, which systemd does not accept in the path of \
-                 the program it starts; move the binary to a plainer path",
-                p.display()
-            ),
-            RenderError::DoubleHyphen(p) => write!(
-                f,
-                "{} contains \"--\", which the launchd plist cannot hold in its comments",
-                p.display()
-            ),
-            RenderError::SocketPathTooLong(p) => write!(
-                f,
-                "the socket path {} is longer than the {MACOS_SUN_PATH_MAX} bytes a Unix socket \
-                 address holds on macOS",
-                p.display()
-            ),
-        }
-    }
-}
+const TOO_LONG: &str =
+    "is longer than the 103 bytes a Unix socket address holds on macOS (the launchd socket)";
 
 /// Renders one systemd unit: the marker on top and `@SNOWFLAKED_BIN@` replaced by `binary`,
 /// escaped for `ExecStart=`.
@@ -101,9 +80,9 @@ pub fn render_unit(template: &str, unit: &str, binary: &Path) -> Result<String, 
 pub fn render_plist(template: &str, binary: &Path, home: &Path) -> Result<String, RenderError> {
     let binary_text = plist_path(binary)?;
     let home_text = plist_path(home)?;
-    let socket = home.join("Library/Caches/snowflaked/api.sock");
+    let socket = paths::launchd_socket(home);
     if socket.as_os_str().len() > MACOS_SUN_PATH_MAX {
-        return Err(RenderError::SocketPathTooLong(socket));
+        return refuse(&socket, TOO_LONG);
     }
     let body = template
         .replace(BIN_PLACEHOLDER, &binary_text)
@@ -135,7 +114,7 @@ pub fn has_marker(content: &str) -> bool {
 pub fn systemd_exec_path(path: &Path) -> Result<String, RenderError> {
     let text = checked_text(path)?;
     if text.contains(['"', '\'', '\\']) {
-        return Err(RenderError::UnsafeForSystemd(path.to_path_buf()));
+        return refuse(path, UNSAFE_FOR_SYSTEMD);
     }
     let escaped = text.replace('%', "%%");
     Ok(if text.contains(char::is_whitespace) {
@@ -149,7 +128,7 @@ pub fn systemd_exec_path(path: &Path) -> Result<String, RenderError> {
 fn plist_path(path: &Path) -> Result<String, RenderError> {
     let text = checked_text(path)?;
     if text.contains("--") {
-        return Err(RenderError::DoubleHyphen(path.to_path_buf()));
+        return refuse(path, DOUBLE_HYPHEN);
     }
     Ok(xml_text(text))
 }
@@ -170,16 +149,12 @@ pub fn xml_text(text: &str) -> String {
 
 /// The path as text, if it can be written into a file at all.
 fn checked_text(path: &Path) -> Result<&str, RenderError> {
-    let text = path
-        .to_str()
-        .ok_or_else(|| RenderError::NotUtf8(path.to_path_buf()))?;
-    if !path.is_absolute() {
-        return Err(RenderError::NotAbsolute(path.to_path_buf()));
+    match path.to_str() {
+        None => refuse(path, NOT_UTF8),
+        Some(_) if !path.is_absolute() => refuse(path, NOT_ABSOLUTE),
+        Some(text) if text.chars().any(char::is_control) => refuse(path, CONTROL),
+        Some(text) => Ok(text),
     }
-    if text.chars().any(char::is_control) {
-        return Err(RenderError::ControlCharacter(path.to_path_buf()));
-    }
-    Ok(text)
 }
 
 fn with_final_newline(mut text: String) -> String {
@@ -241,29 +216,19 @@ mod tests {
             "/opt/it's/snowflaked",
             "/opt/a\\b/x",
         ] {
-            assert_eq!(
-                systemd_exec_path(Path::new(unsafe_path)),
-                Err(RenderError::UnsafeForSystemd(PathBuf::from(unsafe_path)))
-            );
+            let refused = systemd_exec_path(Path::new(unsafe_path)).unwrap_err();
+            assert_eq!(refused.reason, UNSAFE_FOR_SYSTEMD);
         }
     }
 
     #[test]
     fn unwritable_paths_are_refused() {
-        assert_eq!(
-            systemd_exec_path(Path::new("snowflaked")),
-            Err(RenderError::NotAbsolute(PathBuf::from("snowflaked")))
-        );
-        assert!(matches!(
-            systemd_exec_path(Path::new("/opt/a\nb")),
-            Err(RenderError::ControlCharacter(_))
-        ));
+        let reason = |p: &Path| systemd_exec_path(p).unwrap_err().reason;
+        assert_eq!(reason(Path::new("snowflaked")), NOT_ABSOLUTE);
+        assert_eq!(reason(Path::new("/opt/a\nb")), CONTROL);
         use std::os::unix::ffi::OsStrExt;
         let not_utf8 = Path::new(std::ffi::OsStr::from_bytes(b"/opt/\xff/snowflaked"));
-        assert!(matches!(
-            systemd_exec_path(not_utf8),
-            Err(RenderError::NotUtf8(_))
-        ));
+        assert_eq!(reason(not_utf8), NOT_UTF8);
     }
 
     #[test]
@@ -292,19 +257,15 @@ mod tests {
     #[test]
     fn plist_values_that_would_break_it_are_refused() {
         let bin = Path::new("/usr/local/bin/snowflaked");
-        assert!(matches!(
-            render_plist(
-                PLIST_TEMPLATE,
-                Path::new("/opt/a--b/snowflaked"),
-                Path::new("/Users/ann")
-            ),
-            Err(RenderError::DoubleHyphen(_))
-        ));
+        let hyphens = render_plist(
+            PLIST_TEMPLATE,
+            Path::new("/opt/a--b/snowflaked"),
+            Path::new("/Users/ann"),
+        );
+        assert_eq!(hyphens.unwrap_err().reason, DOUBLE_HYPHEN);
         let long_home = PathBuf::from(format!("/Users/{}", "x".repeat(70)));
-        assert!(matches!(
-            render_plist(PLIST_TEMPLATE, bin, &long_home),
-            Err(RenderError::SocketPathTooLong(_))
-        ));
+        let long = render_plist(PLIST_TEMPLATE, bin, &long_home);
+        assert_eq!(long.unwrap_err().reason, TOO_LONG);
         // 68 characters of home is the documented limit (packaging/README.md).
         let fitting_home = PathBuf::from(format!("/Users/{}", "x".repeat(68 - 7)));
         assert!(render_plist(PLIST_TEMPLATE, bin, &fitting_home).is_ok());
