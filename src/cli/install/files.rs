@@ -203,13 +203,6 @@ mod tests {
     use super::*;
     use crate::cli::install::templates::MARKER;
 
-    fn spec(path: &Path, content: &str) -> FileSpec {
-        FileSpec {
-            path: path.to_path_buf(),
-            content: content.to_string(),
-        }
-    }
-
     #[test]
     fn existing_files_are_read_without_following_symlinks() {
         let dir = tempfile::tempdir().unwrap();
@@ -249,56 +242,5 @@ mod tests {
         );
         assert!(!WriteAction::Unchanged.writes() && WriteAction::Update.writes());
         assert!(ours.is_ours() && !theirs.is_ours() && !Existing::Other.is_ours());
-    }
-
-    #[test]
-    fn a_foreign_file_stops_the_whole_set_before_anything_is_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let mine = dir.path().join("a.socket");
-        let theirs = dir.path().join("b.service");
-        fs::write(&theirs, "[Service]\n").unwrap();
-        let files = [
-            spec(&mine, &format!("# {MARKER}\n")),
-            spec(&theirs, &format!("# {MARKER}\n")),
-        ];
-        let mut report = Report::default();
-        assert_eq!(write_all(&files, false, &mut report), Err(Reported));
-        assert!(!mine.exists());
-        assert!(
-            report
-                .text()
-                .contains("b.service exists and was not written")
-        );
-        let actions = write_all(&files, true, &mut report).unwrap();
-        assert_eq!(actions, [WriteAction::Create, WriteAction::Replace]);
-    }
-
-    #[test]
-    fn files_are_written_with_their_mode_whatever_the_umask() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/x.socket");
-        let mut report = Report::default();
-        write_all(&[spec(&path, "content\n")], false, &mut report).unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "content\n");
-        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o644);
-        let entries = fs::read_dir(path.parent().unwrap()).unwrap().count();
-        assert_eq!(entries, 1, "no temporary left");
-        assert!(report.text().starts_with("created   "));
-    }
-
-    #[test]
-    fn only_links_to_the_unit_are_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let unit = dir.path().join("x.socket");
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(dir.path().join("y.socket"), &link).unwrap();
-        let mut report = Report::default();
-        remove_link_to(&link, &unit, &mut report).unwrap();
-        assert!(fs::symlink_metadata(&link).is_ok());
-        fs::remove_file(&link).unwrap();
-        std::os::unix::fs::symlink(&unit, &link).unwrap();
-        remove_link_to(&link, &unit, &mut report).unwrap();
-        assert!(fs::symlink_metadata(&link).is_err());
     }
 }

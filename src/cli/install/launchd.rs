@@ -42,7 +42,7 @@ fn private_dirs(target: &Target) -> [std::path::PathBuf; 2] {
 
 /// The plist, its directories, and the bootstrap.
 pub fn plan(target: &Target) -> Result<Plan, RenderError> {
-    let content = templates::render_plist(templates::PLIST_TEMPLATE, &target.binary, &target.home)?;
+    let content = templates::render_plist(&target.binary, &target.home)?;
     let mkdir = private_dirs(target)
         .map(|dir| Cmd::new("mkdir", ["-p", "-m", "0700", &dir.display().to_string()]));
     Ok(Plan {

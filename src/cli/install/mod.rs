@@ -14,7 +14,6 @@
 
 mod files;
 mod launchd;
-mod logs;
 mod run;
 mod systemd;
 mod templates;
@@ -267,18 +266,66 @@ pub fn uninstall() -> ExitCode {
     })
 }
 
-/// Replaces this process with the log viewer; returns only when that failed.
+/// `snowflaked logs [-f]`: replaces this process with the tool that holds the daemon's logs
+/// — `journalctl` for the systemd service, `tail` for the launchd agent's log file — so that
+/// paging, Ctrl-C and the exit status are that tool's. Returns only when that failed. A
+/// daemon a client started itself logs to a file instead, named whenever it exists and
+/// whenever the usual tool is missing.
 pub fn logs(follow: bool) -> ExitCode {
     let self_start_log = paths::daemon_log(&ProcessEnv);
-    let status = if MACOS {
-        match paths::home(&ProcessEnv) {
-            Ok(home) => logs::show_file(&paths::launchd_log(&home), follow, &self_start_log),
-            Err(e) => return usage_error(&e.to_string()),
+    let elsewhere = format!(
+        "A daemon started by a snowflaked command logs to {}{}; one started with `snowflaked \
+         serve` logs to its terminal.",
+        self_start_log.display(),
+        if self_start_log.is_file() {
+            ""
+        } else {
+            " (there is none yet)"
         }
+    );
+    let command = if MACOS {
+        let log = match paths::home(&ProcessEnv) {
+            Ok(home) => paths::launchd_log(&home),
+            Err(e) => return usage_error(&e.to_string()),
+        };
+        if !log.is_file() {
+            return usage_error(&format!(
+                "there is no log at {} yet (launchd creates it when the agent first starts the \
+                 daemon).\n{elsewhere}",
+                log.display()
+            ));
+        }
+        // `-F` rather than `-f` when following: it keeps reading when newsyslog rotates it.
+        let mut args = vec!["-n".to_string(), "200".to_string()];
+        args.extend(follow.then(|| "-F".to_string()));
+        args.push(log.display().to_string());
+        Cmd::new("tail", args)
     } else {
-        logs::show_journal(follow, &self_start_log)
+        if self_start_log.is_file() {
+            eprintln!(
+                "note: a daemon started by a snowflaked command rather than by systemd logs to {}",
+                self_start_log.display()
+            );
+        }
+        let last: &[&str] = if follow {
+            &["-f"]
+        } else {
+            &["--no-pager", "-n", "200"]
+        };
+        Cmd::new(
+            "journalctl",
+            ["--user", "-u", paths::SERVICE_UNIT].iter().chain(last),
+        )
     };
-    ExitCode::from(status)
+    let error = command.exec();
+    if error.kind() == std::io::ErrorKind::NotFound {
+        usage_error(&format!(
+            "{} was not found, so the daemon's log cannot be shown.\n{elsewhere}",
+            command.program
+        ))
+    } else {
+        usage_error(&format!("cannot run {}: {error}", command.program))
+    }
 }
 
 fn resolve(binary: PathBuf) -> Result<Target, String> {

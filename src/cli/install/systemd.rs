@@ -242,26 +242,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uninstall_names_only_units_that_are_still_ours() {
-        let text = |ours: &[&str]| -> Vec<String> {
-            disable_commands(ours).iter().map(Cmd::to_string).collect()
-        };
-        assert_eq!(
-            text(&[SOCKET_UNIT, TCP_SOCKET_UNIT, SERVICE_UNIT]),
-            [
-                "systemctl --user disable --now snowflaked.socket snowflaked-tcp.socket",
-                "systemctl --user stop snowflaked.service"
-            ]
-        );
-        assert_eq!(text(&[SOCKET_UNIT, TCP_SOCKET_UNIT]).len(), 1);
-        assert_eq!(
-            text(&[SERVICE_UNIT]),
-            ["systemctl --user stop snowflaked.service"]
-        );
-        assert!(text(&[]).is_empty());
-    }
-
-    #[test]
     fn enable_links_follow_the_templates_install_sections() {
         for (name, template, wanted_by) in UNITS {
             let wanted = template.lines().any(|l| l == "WantedBy=sockets.target");
