@@ -21,14 +21,10 @@ fn launchctl(verb: &str, target: &Target) -> Cmd {
 
 /// Loads the agent: launchd creates its socket and starts the daemon on the first connection.
 fn bootstrap(target: &Target) -> Cmd {
-    let plist = paths::launchd_plist(&target.home);
+    let plist = paths::launchd_plist(&target.home).display().to_string();
     Cmd::new(
         "launchctl",
-        [
-            "bootstrap".to_string(),
-            format!("gui/{}", target.uid),
-            plist.display().to_string(),
-        ],
+        ["bootstrap", &format!("gui/{}", target.uid), &plist],
     )
 }
 
