@@ -255,7 +255,7 @@ impl Client {
         if UnixStream::connect(&socket).await.is_ok() {
             return Ok(());
         }
-        let notify_path = dir.join(format!("start-{}.notify", std::process::id()));
+        let notify_path = paths::start_notify_socket(&dir, std::process::id());
         let _ = std::fs::remove_file(&notify_path);
         let notify = tokio::net::UnixDatagram::bind(&notify_path)
             .map_err(|e| fail(format!("cannot create the startup handshake socket: {e}")))?;

@@ -170,6 +170,12 @@ pub fn start_lock(socket_dir: &Path) -> PathBuf {
     socket_dir.join(START_LOCK_FILE)
 }
 
+/// The datagram socket (next to the daemon's socket) on which client `pid` waits for the
+/// daemon it started to say READY=1.
+pub fn start_notify_socket(socket_dir: &Path, pid: u32) -> PathBuf {
+    socket_dir.join(format!("start-{pid}.notify"))
+}
+
 /// The real user id of this process.
 pub fn current_uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.
