@@ -242,6 +242,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn uninstall_disables_only_the_units_that_are_still_ours() {
+        let show = |ours: &[&str]| -> Vec<String> {
+            disable_commands(ours).iter().map(Cmd::to_string).collect()
+        };
+        let stop = "systemctl --user stop snowflaked.service";
+        let disable = "systemctl --user disable --now snowflaked.socket snowflaked-tcp.socket";
+        assert_eq!(
+            show(&[SOCKET_UNIT, TCP_SOCKET_UNIT, SERVICE_UNIT]),
+            [disable, stop]
+        );
+        assert_eq!(show(&[SOCKET_UNIT, TCP_SOCKET_UNIT]), [disable]);
+        assert_eq!(show(&[SERVICE_UNIT]), [stop]);
+        assert!(show(&[]).is_empty());
+    }
+
+    #[test]
     fn enable_links_follow_the_templates_install_sections() {
         for (name, template, wanted_by) in UNITS {
             let wanted = template.lines().any(|l| l == "WantedBy=sockets.target");
