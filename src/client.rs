@@ -388,7 +388,7 @@ impl Client {
             .parent()
             .unwrap_or(Path::new("/tmp"))
             .to_path_buf();
-        let lock_path = dir.join("start.lock");
+        let lock_path = paths::start_lock(&dir);
         let socket = self.socket.clone();
         let fail = |cause: String| self.unreachable(cause);
         std::fs::create_dir_all(&dir)
@@ -408,14 +408,15 @@ impl Client {
         if UnixStream::connect(&socket).await.is_ok() {
             return Ok(());
         }
-        let notify_path = dir.join(format!("start-{}.notify", std::process::id()));
+        let notify_path = paths::start_notify_socket(&dir, std::process::id());
         let _ = std::fs::remove_file(&notify_path);
         let notify = tokio::net::UnixDatagram::bind(&notify_path)
             .map_err(|e| fail(format!("cannot create the startup handshake socket: {e}")))?;
         let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
-        let log_dir = paths::state_dir(&ProcessEnv);
-        let _ = std::fs::create_dir_all(&log_dir);
-        let log_path = log_dir.join("daemon.log");
+        let log_path = paths::daemon_log(&ProcessEnv);
+        if let Some(log_dir) = log_path.parent() {
+            let _ = std::fs::create_dir_all(log_dir);
+        }
         let log = open_daemon_log(&log_path);
         let mut command = tokio::process::Command::new(exe);
         command
@@ -452,7 +453,7 @@ impl Client {
             tokio::select! {
                 ready = ready => ready.map_err(|e| e.to_string()),
                 status = child.wait() => Err(match status {
-                    Ok(status) => format!("the daemon exited during startup ({status}); see {}", log_dir.join("daemon.log").display()),
+                    Ok(status) => format!("the daemon exited during startup ({status}); see {}", log_path.display()),
                     Err(e) => e.to_string(),
                 }),
             }
@@ -517,20 +518,13 @@ fn init_system_owner(socket: &Path) -> Option<String> {
     if socket != paths::default_socket(&ProcessEnv) {
         return None;
     }
-    let home = PathBuf::from(std::env::var_os("HOME")?);
-    let config =
-        std::env::var_os("XDG_CONFIG_HOME").map_or_else(|| home.join(".config"), PathBuf::from);
+    let home = paths::home(&ProcessEnv).ok()?;
+    let unit_dir = paths::systemd_unit_dir(&ProcessEnv);
     // Enabled, not merely written: `systemctl --user enable` links the unit here.
-    if config
-        .join("systemd/user/sockets.target.wants/snowflaked.socket")
-        .exists()
-    {
+    if paths::systemd_enable_link(&unit_dir, "sockets.target", paths::SOCKET_UNIT).exists() {
         return Some("the systemd user socket owns it: run `systemctl --user start snowflaked.socket` (and see `journalctl --user -u snowflaked`)".into());
     }
-    if home
-        .join("Library/LaunchAgents/com.snowflaked.agent.plist")
-        .exists()
-    {
+    if paths::launchd_plist(&home).exists() {
         return Some("the launchd agent owns it: run `launchctl kickstart gui/$(id -u)/com.snowflaked.agent`".into());
     }
     None

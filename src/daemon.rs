@@ -83,7 +83,7 @@ pub async fn run(options: ServeOptions) -> Result<StopCause, DaemonError> {
         .results
         .dir
         .clone()
-        .unwrap_or_else(|| paths::runtime_dir(&paths::ProcessEnv).join("results"));
+        .unwrap_or_else(|| paths::results_dir(&paths::ProcessEnv));
     crate::statements::store::remove_leftovers(&results_parent);
     let results_dir = results_parent.join(std::process::id().to_string());
     let statements = Arc::new(Statements::new(

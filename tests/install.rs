@@ -173,10 +173,16 @@ mod systemd {
 
         /// Runs `snowflaked ARGS` with nothing but `path` on `PATH`.
         fn run(&self, path: &Path, args: &[&str]) -> Output {
+            self.run_with(path, args, &[])
+        }
+
+        /// Runs `snowflaked ARGS` with nothing but `path` on `PATH` and `env` set as well.
+        fn run_with(&self, path: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
             let mut command = Command::new(env!("CARGO_BIN_EXE_snowflaked"));
             command
                 .args(args)
                 .env_clear()
+                .envs(env.iter().copied())
                 .env("HOME", self.home())
                 .env("PATH", path)
                 .env("XDG_STATE_HOME", self.state_home())
@@ -327,7 +333,10 @@ mod systemd {
         assert_status(&output, 0);
         let script = stdout(&output);
         for name in UNITS {
-            assert!(script.contains(&format!("cat > {}", user.unit_dir().join(name).display())));
+            assert!(script.contains(&format!(
+                "==> {} (mode 0644) <==",
+                user.unit_dir().join(name).display()
+            )));
         }
         assert!(script.contains(&format!("ExecStart={} serve\n", binary().display())));
         assert!(script.contains(
@@ -484,6 +493,35 @@ mod systemd {
         assert!(std::fs::symlink_metadata(wants.join("snowflaked.socket")).is_err());
         assert!(std::fs::symlink_metadata(wants.join("other.socket")).is_ok());
         assert!(stderr(&output).contains("cannot be reached"));
+    }
+
+    #[test]
+    fn credentials_the_daemon_would_refuse_and_a_socket_that_misses_the_service_are_warned_of() {
+        let user = User::new();
+        let credentials = user.config_home().join("snowflaked/snowflake.env");
+        std::fs::create_dir_all(credentials.parent().unwrap()).unwrap();
+        std::fs::write(&credentials, "SNOWFLAKE_USER=u\n").unwrap();
+        std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let runtime = user.root.path().join("run");
+        let install_with_socket = |socket: &Path| {
+            let env = [
+                ("XDG_RUNTIME_DIR", runtime.as_path()),
+                ("SNOWFLAKED_SOCKET", socket),
+            ];
+            let output = user.run_with(&stubs().working, &["install"], &env);
+            assert_status(&output, 0);
+            stderr(&output)
+        };
+        let said = install_with_socket(&runtime.join("snowflaked/api.sock"));
+        assert!(!said.contains("SNOWFLAKED_SOCKET"), "{said}");
+        let refused = format!(
+            "(mode 0640) and the daemon will refuse it: run `chmod 0600 {}`",
+            credentials.display()
+        );
+        assert!(said.contains(&refused), "{said}");
+        let said = install_with_socket(Path::new("/tmp/elsewhere.sock"));
+        let missed = "SNOWFLAKED_SOCKET is set to /tmp/elsewhere.sock, but the installed service";
+        assert!(said.contains(missed), "{said}");
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub enum Error {
     /// `mcp` could not serve on stdio.
     #[error(transparent)]
     Mcp(#[from] McpError),
+    /// `install`, `uninstall` or `logs` could not start.
+    #[error(transparent)]
+    Install(#[from] super::install::InstallError),
 }
 
 impl Error {
@@ -48,7 +51,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Client(error) => error.exit_code(),
-            Error::Config(_) | Error::Catalog(_) | Error::Check(_) => 2,
+            Error::Config(_) | Error::Catalog(_) | Error::Check(_) | Error::Install(_) => 2,
             Error::Runtime(_) | Error::Listen(_) | Error::Daemon(_) | Error::Mcp(_) => 3,
         }
     }

@@ -169,9 +169,9 @@ pub fn run() -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config { check } => config::run(check),
-        Command::Install(args) => Ok(install::install(args)),
-        Command::Uninstall => Ok(install::uninstall()),
-        Command::Logs { follow } => Ok(install::logs(follow)),
+        Command::Install(args) => Ok(install::install(args)?),
+        Command::Uninstall => Ok(install::uninstall()?),
+        Command::Logs { follow } => Ok(install::logs(follow)?),
         command => {
             crate::logging::init_client();
             let client = Client::new(cli.socket, cli.session.clone());

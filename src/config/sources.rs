@@ -14,8 +14,8 @@ use super::paths::{self, Env};
 use super::{ConfigError, ConnectionSettings, DaemonSettings};
 
 /// The name of the systemd credential (`LoadCredential=snowflake.env:…`) holding
-/// `SNOWFLAKE_*` lines.
-pub const CREDENTIAL_NAME: &str = "snowflake.env";
+/// `SNOWFLAKE_*` lines; [`paths`] owns it.
+pub use super::paths::CREDENTIAL_NAME;
 
 /// Reads the daemon's settings: defaults < config.toml < `SNOWFLAKED_*` variables. Flags are
 /// applied by the caller on the returned value.
@@ -106,8 +106,7 @@ pub fn read_credential_inputs(env: &dyn Env) -> Result<CredentialInputs, ConfigE
     inputs.environment = environment;
     inputs.environment_origin = origin;
 
-    let home = paths::snowflake_home(env);
-    let connections_path = home.join("connections.toml");
+    let connections_path = paths::snowflake_connections_file(env);
     inputs.connections_path = connections_path.display().to_string();
     if let Some(table) = read_toml(&connections_path)? {
         require_private(&connections_path)?;
@@ -117,7 +116,7 @@ pub fn read_credential_inputs(env: &dyn Env) -> Result<CredentialInputs, ConfigE
             }
         }
     }
-    let snowflake_config = home.join("config.toml");
+    let snowflake_config = paths::snowflake_config_file(env);
     let mut default_name = None;
     if let Some(table) = read_toml(&snowflake_config)? {
         if let Some(connections) = table.get("connections").and_then(|v| v.as_table()) {
@@ -150,10 +149,7 @@ fn read_environment(env: &dyn Env) -> Result<(Fields, String), ConfigError> {
     // Under systemd the unit hands ~/.config/snowflaked/snowflake.env over as a credential (the
     // sandbox may hide the original); elsewhere (launchd, self-started, foreground) it is read
     // in place.
-    match env.var("CREDENTIALS_DIRECTORY") {
-        Some(dir) => files.push(Path::new(&dir).join(CREDENTIAL_NAME)),
-        None => files.push(paths::config_dir(env).join(CREDENTIAL_NAME)),
-    }
+    files.push(paths::passed_credentials_file(env).unwrap_or_else(|| paths::credentials_file(env)));
     if let Ok(cwd) = std::env::current_dir() {
         files.push(cwd.join(".env"));
     }

@@ -2,17 +2,14 @@
 //! which statements move a session from one context to another, in which order, and how to
 //! read the context back from Snowflake.
 
-use serde::{Deserialize, Serialize};
-
 /// What Snowflake reports as current for a session, plus the query tag the token chose.
 /// `None` means Snowflake reports NULL (or, for the tag, that none is set).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
     pub database: Option<String>,
     pub schema: Option<String>,
     pub warehouse: Option<String>,
     pub role: Option<String>,
-    #[serde(default)]
     pub query_tag: Option<String>,
 }
 

@@ -9,12 +9,10 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
 use super::Context;
 
-/// One token as persisted.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One token as the registry keeps it (in memory; the file's form is [`disk::Token`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredToken {
     pub context: Option<Context>,
     pub minted: bool,
@@ -23,12 +21,11 @@ pub struct StoredToken {
     /// The token began a transaction that has not ended. Kept on disk so that, if the daemon
     /// stops (or crashes) meanwhile, the token's next statement is told its transaction is
     /// gone instead of silently running outside it.
-    #[serde(default)]
     pub in_transaction: bool,
 }
 
 /// The context a fresh session starts in, remembered for the connection it was seen on.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredLoginContext {
     /// Identifies the connection settings (see `Backend::fingerprint`); a different
     /// connection's defaults are never reused.
@@ -36,19 +33,136 @@ pub struct StoredLoginContext {
     pub context: Context,
 }
 
-/// Everything in the state file.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// Everything the state file holds, as the registry keeps it.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SavedState {
     pub tokens: BTreeMap<String, StoredToken>,
-    #[serde(default)]
     pub login_context: Option<StoredLoginContext>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct StateFile {
-    version: u32,
-    #[serde(flatten)]
-    state: SavedState,
+/// The on-disk format, version 1: private serde types converted to and from the registry's,
+/// so that the in-memory types (and the API's) can change without changing the file. Field
+/// order and names here *are* the format; `format_tests` pins it byte for byte.
+mod disk {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::{Context, SavedState, StoredLoginContext, StoredToken};
+
+    pub const VERSION: u32 = 1;
+
+    #[derive(Serialize, Deserialize)]
+    pub struct File {
+        pub version: u32,
+        pub tokens: BTreeMap<String, Token>,
+        #[serde(default)]
+        pub login_context: Option<LoginContext>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Token {
+        context: Option<TokenContext>,
+        minted: bool,
+        last_used: u64,
+        /// Absent in files written before transactions were tracked.
+        #[serde(default)]
+        in_transaction: bool,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct LoginContext {
+        connection: String,
+        context: TokenContext,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct TokenContext {
+        database: Option<String>,
+        schema: Option<String>,
+        warehouse: Option<String>,
+        role: Option<String>,
+        /// Absent in files written before query tags were kept.
+        #[serde(default)]
+        query_tag: Option<String>,
+    }
+
+    impl From<&Context> for TokenContext {
+        fn from(c: &Context) -> Self {
+            Self {
+                database: c.database.clone(),
+                schema: c.schema.clone(),
+                warehouse: c.warehouse.clone(),
+                role: c.role.clone(),
+                query_tag: c.query_tag.clone(),
+            }
+        }
+    }
+
+    impl From<TokenContext> for Context {
+        fn from(c: TokenContext) -> Self {
+            Self {
+                database: c.database,
+                schema: c.schema,
+                warehouse: c.warehouse,
+                role: c.role,
+                query_tag: c.query_tag,
+            }
+        }
+    }
+
+    impl From<&SavedState> for File {
+        fn from(state: &SavedState) -> Self {
+            let tokens = state
+                .tokens
+                .iter()
+                .map(|(name, t)| {
+                    let token = Token {
+                        context: t.context.as_ref().map(TokenContext::from),
+                        minted: t.minted,
+                        last_used: t.last_used,
+                        in_transaction: t.in_transaction,
+                    };
+                    (name.clone(), token)
+                })
+                .collect();
+            let login_context = state.login_context.as_ref().map(|l| LoginContext {
+                connection: l.connection.clone(),
+                context: TokenContext::from(&l.context),
+            });
+            Self {
+                version: VERSION,
+                tokens,
+                login_context,
+            }
+        }
+    }
+
+    impl From<File> for SavedState {
+        fn from(file: File) -> Self {
+            let tokens = file
+                .tokens
+                .into_iter()
+                .map(|(name, t)| {
+                    let token = StoredToken {
+                        context: t.context.map(Context::from),
+                        minted: t.minted,
+                        last_used: t.last_used,
+                        in_transaction: t.in_transaction,
+                    };
+                    (name, token)
+                })
+                .collect();
+            let login_context = file.login_context.map(|l| StoredLoginContext {
+                connection: l.connection,
+                context: l.context.into(),
+            });
+            Self {
+                tokens,
+                login_context,
+            }
+        }
+    }
 }
 
 /// Reads and writes `tokens.json` in the state directory.
@@ -60,7 +174,7 @@ pub struct Store {
 impl Store {
     pub fn new(state_dir: &Path) -> Self {
         Self {
-            path: state_dir.join("tokens.json"),
+            path: crate::config::paths::tokens_file(state_dir),
         }
     }
 
@@ -78,8 +192,8 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SavedState::default()),
             Err(e) => return Err(e),
         };
-        match serde_json::from_str::<StateFile>(&text) {
-            Ok(file) => Ok(file.state),
+        match serde_json::from_str::<disk::File>(&text) {
+            Ok(file) => Ok(file.into()),
             Err(e) => {
                 let aside = self.path.with_extension("json.damaged");
                 tracing::warn!(path = %self.path.display(), error = %e, moved_to = %aside.display(), "state file unreadable; starting with no saved contexts");
@@ -94,10 +208,7 @@ impl Store {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        let body = serde_json::to_vec_pretty(&StateFile {
-            version: 1,
-            state: state.clone(),
-        })?;
+        let body = serde_json::to_vec_pretty(&disk::File::from(state))?;
         let temp = self.temp_path(std::process::id());
         {
             let mut file = std::fs::OpenOptions::new()
@@ -248,5 +359,85 @@ mod tests {
         std::fs::write(store.path(), "{not json").unwrap();
         assert_eq!(store.load().unwrap(), SavedState::default());
         assert!(dir.path().join("tokens.json.damaged").exists());
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    /// `tokens.json` as the daemon wrote it before the file had types of its own: a token
+    /// with a full context, one with none, one without `in_transaction` (older still), and
+    /// the login defaults.
+    const TODAYS_FILE: &str = r#"{
+  "version": 1,
+  "tokens": {
+    "default": {
+      "context": {
+        "database": "DB",
+        "schema": "PUBLIC",
+        "warehouse": "WH",
+        "role": null,
+        "query_tag": "tag"
+      },
+      "minted": false,
+      "last_used": 1700000000,
+      "in_transaction": true
+    },
+    "minted": {
+      "context": null,
+      "minted": true,
+      "last_used": 1700000001,
+      "in_transaction": false
+    }
+  },
+  "login_context": {
+    "connection": "u@acct",
+    "context": {
+      "database": null,
+      "schema": null,
+      "warehouse": "COMPUTE_WH",
+      "role": "PUBLIC",
+      "query_tag": null
+    }
+  }
+}"#;
+
+    #[test]
+    fn a_file_in_todays_format_is_read_and_written_back_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        std::fs::write(store.path(), TODAYS_FILE).unwrap();
+        let state = store.load().unwrap();
+        let default = &state.tokens["default"];
+        let context = default.context.as_ref().unwrap();
+        assert_eq!(context.database.as_deref(), Some("DB"));
+        assert_eq!(context.schema.as_deref(), Some("PUBLIC"));
+        assert_eq!(context.warehouse.as_deref(), Some("WH"));
+        assert_eq!(context.role, None);
+        assert_eq!(context.query_tag.as_deref(), Some("tag"));
+        assert!(!default.minted && default.in_transaction);
+        assert_eq!(default.last_used, 1_700_000_000);
+        let minted = &state.tokens["minted"];
+        assert!(minted.minted && minted.context.is_none() && !minted.in_transaction);
+        let login = state.login_context.as_ref().unwrap();
+        assert_eq!(login.connection, "u@acct");
+        assert_eq!(login.context.warehouse.as_deref(), Some("COMPUTE_WH"));
+        store.save(&state).unwrap();
+        assert_eq!(std::fs::read_to_string(store.path()).unwrap(), TODAYS_FILE);
+    }
+
+    #[test]
+    fn older_files_without_newer_fields_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let old = r#"{"version":1,"tokens":{"t":{"context":{"database":"DB","schema":null,"warehouse":null,"role":null},"minted":false,"last_used":3}}}"#;
+        std::fs::write(store.path(), old).unwrap();
+        let state = store.load().unwrap();
+        let token = &state.tokens["t"];
+        assert!(!token.in_transaction);
+        assert_eq!(token.context.as_ref().unwrap().query_tag, None);
+        assert!(state.login_context.is_none());
+        assert!(!dir.path().join("tokens.json.damaged").exists());
     }
 }

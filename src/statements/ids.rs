@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// The file's name in the state directory.
-pub const FILE_NAME: &str = "statements.json";
+use crate::config::paths::STATEMENTS_FILE;
 
 /// A finished statement as remembered across restarts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,7 +44,7 @@ pub struct IdsFile {
 impl IdsFile {
     pub fn new(state_dir: &Path) -> Self {
         Self {
-            path: state_dir.join(FILE_NAME),
+            path: crate::config::paths::statements_file(state_dir),
         }
     }
 
@@ -81,7 +80,7 @@ impl IdsFile {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
-        let temp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
+        let temp = dir.join(format!(".{STATEMENTS_FILE}.{}.tmp", std::process::id()));
         let body = serde_json::to_vec(&Saved {
             statements: statements.to_vec(),
         })

@@ -1,93 +1,152 @@
-//! The file-system side of `install` and `uninstall`: reading what is at a path, writing a
-//! file atomically with a fixed mode, removing a file or an enable link — each reported in
-//! one line. Decisions about *whether* to write or remove are [`super::plan`]'s.
+//! The files `install` writes and `uninstall` removes: what is at a path, what to do with a
+//! file already there (only files carrying the marker are `install`'s own), writing
+//! atomically with a fixed mode, removing — each reported in one line.
 
 use std::fs;
 use std::io::{self, Write as _};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::plan::{self, Existing, FileSpec, WriteAction};
-use super::report::{Report, Reported};
+use super::templates::has_marker;
+use super::{Report, Reported};
 
-/// What is at `path`, without following a symlink: a link there is someone's own
-/// arrangement (a dotfiles repository, say), which `install` must not write through.
-pub fn read_existing(path: &Path) -> io::Result<Existing> {
-    let metadata = match fs::symlink_metadata(path) {
-        Ok(metadata) => metadata,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Existing::Absent),
-        Err(e) => return Err(e),
-    };
-    if !metadata.is_file() {
-        return Ok(Existing::Other);
+/// Unit files and the plist hold no secrets; systemd and launchd only need to read them.
+pub const FILE_MODE: u32 = 0o644;
+
+/// A file to write, with its full content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    pub path: PathBuf,
+    pub content: String,
+}
+
+/// What is at a file's path before `install` or `uninstall` acts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Existing {
+    Absent,
+    /// A regular file with UTF-8 content.
+    Text(String),
+    /// A symlink, a directory, or a file that is not text: never written by `install`, so
+    /// someone else manages it.
+    Other,
+}
+
+impl Existing {
+    /// What is at `path`, without following a symlink: a link there is someone's own
+    /// arrangement (a dotfiles repository, say), which `install` must not write through.
+    pub fn read(path: &Path, report: &mut Report) -> Result<Existing, Reported> {
+        let read = || -> io::Result<Existing> {
+            let metadata = match fs::symlink_metadata(path) {
+                Ok(metadata) => metadata,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Existing::Absent),
+                Err(e) => return Err(e),
+            };
+            if !metadata.is_file() {
+                return Ok(Existing::Other);
+            }
+            Ok(String::from_utf8(fs::read(path)?).map_or(Existing::Other, Existing::Text))
+        };
+        read().map_err(|e| report.error(format!("cannot read {}: {e}", path.display())))
     }
-    Ok(match String::from_utf8(fs::read(path)?) {
-        Ok(text) => Existing::Text(text),
-        Err(_) => Existing::Other,
-    })
+
+    /// Written by `install` (it carries the marker), so `install` updates it and `uninstall`
+    /// may remove it.
+    pub fn is_ours(&self) -> bool {
+        matches!(self, Existing::Text(text) if has_marker(text))
+    }
+}
+
+/// What `install` does with one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteAction {
+    Create,
+    /// The file already holds exactly this content; it is left as it is.
+    Unchanged,
+    /// An earlier `install` wrote it (the marker is there); it is rewritten.
+    Update,
+    /// Someone else's file, overwritten because `--force` was given.
+    Replace,
+    /// Someone else's file, kept: `install` stops before changing anything.
+    Refuse,
+}
+
+impl WriteAction {
+    /// Files carrying the marker are brought up to date; anything else is the user's and only
+    /// replaced when forced.
+    pub fn decide(existing: &Existing, rendered: &str, force: bool) -> WriteAction {
+        match existing {
+            Existing::Absent => WriteAction::Create,
+            Existing::Text(text) if text == rendered => WriteAction::Unchanged,
+            _ if existing.is_ours() => WriteAction::Update,
+            _ if force => WriteAction::Replace,
+            _ => WriteAction::Refuse,
+        }
+    }
+
+    /// Whether the file's content changes.
+    pub fn writes(self) -> bool {
+        matches!(
+            self,
+            WriteAction::Create | WriteAction::Update | WriteAction::Replace
+        )
+    }
 }
 
 /// Decides what to do with each file and stops before anything is written if one of them
 /// belongs to someone else, so that a refused install leaves no half-written set behind.
-pub fn prepare_writes(
+/// Otherwise writes what needs writing and reports every file, written or not.
+pub fn write_all(
     files: &[FileSpec],
     force: bool,
     report: &mut Report,
 ) -> Result<Vec<WriteAction>, Reported> {
     let mut actions = Vec::with_capacity(files.len());
     for file in files {
-        let existing = read_existing(&file.path)
-            .map_err(|e| report.error(format!("cannot read {}: {e}", file.path.display())))?;
-        actions.push(plan::write_action(&existing, &file.content, force));
+        let existing = Existing::read(&file.path, report)?;
+        actions.push(WriteAction::decide(&existing, &file.content, force));
     }
-    let refused: Vec<&FileSpec> = files
+    let mut refused = false;
+    for (file, _) in files
         .iter()
         .zip(&actions)
-        .filter(|(_, action)| **action == WriteAction::Refuse)
-        .map(|(file, _)| file)
-        .collect();
-    if refused.is_empty() {
-        return Ok(actions);
-    }
-    for file in &refused {
+        .filter(|(_, a)| **a == WriteAction::Refuse)
+    {
+        refused = true;
         report.warn(format!(
             "{} exists and was not written by `snowflaked install` (it has no marker line)",
             file.path.display()
         ));
     }
-    Err(report.error(
-        "nothing was changed. Move those files away, or run `snowflaked install --force` to \
-         replace them",
-    ))
-}
-
-/// Writes the files `actions` says to write (creating their directory) and reports every
-/// file, written or not.
-pub fn apply_writes(
-    files: &[FileSpec],
-    actions: &[WriteAction],
-    report: &mut Report,
-) -> Result<(), Reported> {
-    for (file, action) in files.iter().zip(actions) {
+    if refused {
+        return Err(report.error(
+            "nothing was changed. Move those files away, or run `snowflaked install --force` to \
+             replace them",
+        ));
+    }
+    for (file, action) in files.iter().zip(&actions) {
         if action.writes() {
             write_file(file)
                 .map_err(|e| report.error(format!("cannot write {}: {e}", file.path.display())))?;
         }
-        report.say(format!("{:<9} {}", action.verb(), file.path.display()));
+        let verb = match action {
+            WriteAction::Create => "created",
+            WriteAction::Unchanged => "unchanged",
+            WriteAction::Update => "updated",
+            WriteAction::Replace | WriteAction::Refuse => "replaced",
+        };
+        report.say(format!("{verb:<9} {}", file.path.display()));
     }
-    Ok(())
+    Ok(actions)
 }
 
-/// Creates `dir` (and its parents) and gives it `mode`, also when it already existed: a
+/// Creates `dir` (and its parents) and makes it private, also when it already existed: a
 /// directory holding the API socket or the daemon's logs must be the user's alone.
-pub fn ensure_private_dir(dir: &Path, mode: u32) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
-}
-
-/// The permission bits of the file at `path`, if there is one.
-pub fn mode(path: &Path) -> Option<u32> {
-    fs::metadata(path).ok().map(|m| m.permissions().mode())
+pub fn ensure_private_dir(dir: &Path, report: &mut Report) -> Result<(), Reported> {
+    fs::create_dir_all(dir)
+        .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(0o700)))
+        .map_err(|e| report.error(format!("cannot create {}: {e}", dir.display())))?;
+    report.say(format!("{:<9} {} (mode 0700)", "directory", dir.display()));
+    Ok(())
 }
 
 /// Removes the file at `path`.
@@ -117,31 +176,26 @@ pub fn remove_link_to(link: &Path, target: &Path, report: &mut Report) -> Result
 fn write_file(file: &FileSpec) -> io::Result<()> {
     let dir = file.path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let name = file
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = file.path.file_name().unwrap_or_default().to_string_lossy();
     // A leading dot and a trailing suffix: neither systemd nor launchd takes it for a unit.
     let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = write_then_rename(&temporary, file);
+    let write = || -> io::Result<()> {
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(FILE_MODE)
+            .open(&temporary)?;
+        out.write_all(file.content.as_bytes())?;
+        out.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
+        drop(out);
+        fs::rename(&temporary, &file.path)
+    };
+    let result = write();
     if result.is_err() {
         let _ = fs::remove_file(&temporary);
     }
     result
-}
-
-fn write_then_rename(temporary: &Path, file: &FileSpec) -> io::Result<()> {
-    let mut out = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(file.mode)
-        .open(temporary)?;
-    out.write_all(file.content.as_bytes())?;
-    out.set_permissions(fs::Permissions::from_mode(file.mode))?;
-    drop(out);
-    fs::rename(temporary, &file.path)
 }
 
 #[cfg(test)]
@@ -149,80 +203,44 @@ mod tests {
     use super::*;
     use crate::cli::install::templates::MARKER;
 
-    fn spec(path: &Path, content: &str) -> FileSpec {
-        FileSpec {
-            path: path.to_path_buf(),
-            content: content.to_string(),
-            mode: 0o644,
-        }
-    }
-
     #[test]
     fn existing_files_are_read_without_following_symlinks() {
         let dir = tempfile::tempdir().unwrap();
+        let read = |path: &Path| Existing::read(path, &mut Report::default()).unwrap();
         let file = dir.path().join("a");
-        assert_eq!(read_existing(&file).unwrap(), Existing::Absent);
+        assert_eq!(read(&file), Existing::Absent);
         fs::write(&file, "text").unwrap();
-        assert_eq!(read_existing(&file).unwrap(), Existing::Text("text".into()));
+        assert_eq!(read(&file), Existing::Text("text".into()));
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&file, &link).unwrap();
-        assert_eq!(read_existing(&link).unwrap(), Existing::Other);
-        assert_eq!(read_existing(dir.path()).unwrap(), Existing::Other);
+        assert_eq!(read(&link), Existing::Other);
+        assert_eq!(read(dir.path()), Existing::Other);
     }
 
     #[test]
-    fn a_foreign_file_stops_the_whole_set_before_anything_is_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let mine = dir.path().join("a.socket");
-        let theirs = dir.path().join("b.service");
-        fs::write(&theirs, "[Service]\n").unwrap();
-        let files = [
-            spec(&mine, &format!("# {MARKER}\n")),
-            spec(&theirs, &format!("# {MARKER}\n")),
-        ];
-        let mut report = Report::default();
-        assert_eq!(prepare_writes(&files, false, &mut report), Err(Reported));
-        assert!(!mine.exists());
-        assert!(
-            report
-                .text()
-                .contains("b.service exists and was not written")
-        );
-        let actions = prepare_writes(&files, true, &mut report).unwrap();
-        assert_eq!(actions, [WriteAction::Create, WriteAction::Replace]);
-    }
-
-    #[test]
-    fn files_are_written_with_their_mode_whatever_the_umask() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/x.socket");
-        let files = [spec(&path, "content\n")];
-        let mut report = Report::default();
-        apply_writes(&files, &[WriteAction::Create], &mut report).unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "content\n");
-        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o644);
+    fn write_decisions() {
+        let ours = Existing::Text(format!("# {MARKER}\nold\n"));
+        let rendered = format!("# {MARKER}\nnew\n");
+        let theirs = Existing::Text("[Unit]\n".into());
+        let decide = WriteAction::decide;
         assert_eq!(
-            fs::read_dir(path.parent().unwrap()).unwrap().count(),
-            1,
-            "no temporary left"
+            decide(&Existing::Absent, &rendered, false),
+            WriteAction::Create
         );
-        assert!(report.text().starts_with("created   "));
-    }
-
-    #[test]
-    fn only_links_to_the_unit_are_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let unit = dir.path().join("x.socket");
-        let other = dir.path().join("y.socket");
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&other, &link).unwrap();
-        let mut report = Report::default();
-        remove_link_to(&link, &unit, &mut report).unwrap();
-        assert!(fs::symlink_metadata(&link).is_ok());
-        fs::remove_file(&link).unwrap();
-        std::os::unix::fs::symlink(&unit, &link).unwrap();
-        remove_link_to(&link, &unit, &mut report).unwrap();
-        assert!(fs::symlink_metadata(&link).is_err());
+        let same = Existing::Text(rendered.clone());
+        assert_eq!(decide(&same, &rendered, false), WriteAction::Unchanged);
+        assert_eq!(decide(&ours, &rendered, false), WriteAction::Update);
+        assert_eq!(decide(&theirs, &rendered, false), WriteAction::Refuse);
+        assert_eq!(decide(&theirs, &rendered, true), WriteAction::Replace);
+        assert_eq!(
+            decide(&Existing::Other, &rendered, false),
+            WriteAction::Refuse
+        );
+        assert_eq!(
+            decide(&Existing::Other, &rendered, true),
+            WriteAction::Replace
+        );
+        assert!(!WriteAction::Unchanged.writes() && WriteAction::Update.writes());
+        assert!(ours.is_ours() && !theirs.is_ours() && !Existing::Other.is_ours());
     }
 }

@@ -1,12 +1,62 @@
-//! Running `systemctl`, `launchctl`, `journalctl` and `tail`: the only place these commands
-//! are started. The install flows go through the [`Runner`] trait so that their unit tests
-//! record commands instead of touching the init system.
+//! External commands — `systemctl`, `launchctl`, `journalctl`, `tail`, `mkdir` — as values
+//! that print the way one would type them, and the only place they are started.
+//!
+//! Programs are looked up on `PATH`. That is also how the flows are tested: the tests point
+//! [`Commands::path`] (unit tests) or the binary's `PATH` (tests/install.rs) at a directory of
+//! stand-ins that record their arguments, so no init system is touched.
 
+use std::fmt;
 use std::io;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use super::plan::Cmd;
+/// A program looked up on `PATH` and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    pub program: &'static str,
+    pub args: Vec<String>,
+}
+
+impl Cmd {
+    pub fn new<S: ToString>(program: &'static str, args: impl IntoIterator<Item = S>) -> Cmd {
+        Cmd {
+            program,
+            args: args.into_iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    /// `systemctl --user ARGS`.
+    pub fn systemctl(args: &[&str]) -> Cmd {
+        Cmd::new("systemctl", ["--user"].iter().chain(args))
+    }
+
+    /// Replaces this process with the command, so that the pager, Ctrl-C and the exit status
+    /// are the command's own. Returns only if that failed.
+    pub fn exec(&self) -> io::Error {
+        Command::new(self.program).args(&self.args).exec()
+    }
+}
+
+/// The command as one would type it in a POSIX shell: words quoted only when they hold
+/// anything but plainly safe characters.
+impl fmt::Display for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.program)?;
+        for arg in &self.args {
+            let safe = !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c));
+            if safe {
+                write!(f, " {arg}")?;
+            } else {
+                write!(f, " '{}'", arg.replace('\'', r"'\''"))?;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// How a command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,27 +64,27 @@ pub enum Outcome {
     Success,
     /// The program is not on `PATH`.
     NotFound,
-    /// It ran and failed (or could not be started); what it said, for the user and for
-    /// [`super::plan::is_no_manager`].
+    /// It ran and failed (or could not be started); what it said.
     Failed(String),
 }
 
-/// Runs commands to completion.
-pub trait Runner {
-    fn run(&mut self, cmd: &Cmd) -> Outcome;
+/// Runs commands to completion with their output captured: the flows report one line per
+/// command and show what a command said only when it failed.
+#[derive(Debug, Default)]
+pub struct Commands {
+    /// The `PATH` to look programs up on; `None` keeps this process's.
+    pub path: Option<PathBuf>,
 }
 
-/// Runs commands on this machine, with their output captured: the flows report one line per
-/// command and show what a command said only when it failed.
-pub struct System;
-
-impl Runner for System {
-    fn run(&mut self, cmd: &Cmd) -> Outcome {
-        let output = Command::new(cmd.program)
-            .args(&cmd.args)
-            .stdin(Stdio::null())
-            .output();
-        match output {
+impl Commands {
+    pub fn run(&self, cmd: &Cmd) -> Outcome {
+        let mut command = Command::new(cmd.program);
+        command.args(&cmd.args).stdin(Stdio::null());
+        if let Some(path) = &self.path {
+            // Set on the command, PATH is also where the program itself is looked up.
+            command.env("PATH", path);
+        }
+        match command.output() {
             Ok(output) if output.status.success() => Outcome::Success,
             Ok(output) => {
                 let said = [&output.stderr, &output.stdout]
@@ -49,8 +99,23 @@ impl Runner for System {
     }
 }
 
-/// Replaces this process with `cmd`, so that the pager, Ctrl-C and the exit status are the
-/// command's own. Returns only if that failed.
-pub fn exec(cmd: &Cmd) -> io::Error {
-    Command::new(cmd.program).args(&cmd.args).exec()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_print_as_typed_with_words_quoted_only_when_needed() {
+        let cmd = Cmd::new(
+            "x",
+            ["/home/ann/x.socket", "/my files/x", "it's", "", "$HOME"],
+        );
+        assert_eq!(
+            cmd.to_string(),
+            r#"x /home/ann/x.socket '/my files/x' 'it'\''s' '' '$HOME'"#
+        );
+        assert_eq!(
+            Cmd::systemctl(&["daemon-reload"]).to_string(),
+            "systemctl --user daemon-reload"
+        );
+    }
 }

@@ -5,8 +5,9 @@
 //! puts a marker line on top, by which `uninstall` later recognises the files as its own. It
 //! never touches the disk; validation errors name the value that cannot be written.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
+
+use crate::config::paths;
 
 /// `packaging/systemd/snowflaked.socket`.
 pub const SOCKET_TEMPLATE: &str = include_str!("../../../packaging/systemd/snowflaked.socket");
@@ -29,58 +30,36 @@ pub const HOME_PLACEHOLDER: &str = "@HOME@";
 /// without being told to.
 pub const MARKER: &str = "Written by `snowflaked install`";
 
+/// A path that cannot be written into a unit or the plist safely, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path:?} {reason}")]
+pub struct RenderError {
+    pub path: PathBuf,
+    pub reason: &'static str,
+}
+
+fn refuse<T>(path: &Path, reason: &'static str) -> Result<T, RenderError> {
+    Err(RenderError {
+        path: path.to_path_buf(),
+        reason,
+    })
+}
+
+/// Unit files and plists are UTF-8 text.
+const NOT_UTF8: &str = "is not valid UTF-8";
+/// Init systems run with another working directory.
+const NOT_ABSOLUTE: &str = "is not an absolute path";
+/// A newline or other control character would end the line or the XML text early.
+const CONTROL: &str = "contains a control character";
+/// systemd refuses them in an executable's path, whatever the escaping.
+const UNSAFE_FOR_SYSTEMD: &str = "contains a quote or a backslash, which systemd does not \
+     accept in the path of the program it starts; move the binary to a plainer path";
+/// The plist's comments name the paths, and XML comments cannot hold `--`.
+const DOUBLE_HYPHEN: &str = "contains \"--\", which the launchd plist cannot hold in its comments";
 /// `sun_path` holds 104 bytes on macOS, including the terminating NUL.
 const MACOS_SUN_PATH_MAX: usize = 103;
-
-/// A value that cannot be written into a file safely.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RenderError {
-    /// Unit files and plists are UTF-8 text.
-    NotUtf8(PathBuf),
-    /// Init systems need absolute paths: they run with another working directory.
-    NotAbsolute(PathBuf),
-    /// A newline or other control character would end the line or the XML text early.
-    ControlCharacter(PathBuf),
-    /// systemd refuses quotes and backslashes in an executable's path.
-    UnsafeForSystemd(PathBuf),
-    /// `--` cannot appear inside an XML comment, and the plist's comments name the paths.
-    DoubleHyphen(PathBuf),
-    /// The launchd socket path would not fit in `sun_path`.
-    SocketPathTooLong(PathBuf),
-}
-
-impl fmt::Display for RenderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RenderError::NotUtf8(p) => write!(f, "{} is not valid UTF-8", p.display()),
-            RenderError::NotAbsolute(p) => write!(f, "{} is not an absolute path", p.display()),
-            RenderError::ControlCharacter(p) => {
-                write!(
-                    f,
-                    "{:?} contains a control character",
-                    p.display().to_string()
-                )
-            }
-            RenderError::UnsafeForSystemd(p) => write!(
-                f,
-                "{} contains a quote or a backslash, which systemd does not accept in the path of \
-                 the program it starts; move the binary to a plainer path",
-                p.display()
-            ),
-            RenderError::DoubleHyphen(p) => write!(
-                f,
-                "{} contains \"--\", which the launchd plist cannot hold in its comments",
-                p.display()
-            ),
-            RenderError::SocketPathTooLong(p) => write!(
-                f,
-                "the socket path {} is longer than the {MACOS_SUN_PATH_MAX} bytes a Unix socket \
-                 address holds on macOS",
-                p.display()
-            ),
-        }
-    }
-}
+const TOO_LONG: &str =
+    "is longer than the 103 bytes a Unix socket address holds on macOS (the launchd socket)";
 
 /// Renders one systemd unit: the marker on top and `@SNOWFLAKED_BIN@` replaced by `binary`,
 /// escaped for `ExecStart=`.
@@ -98,14 +77,14 @@ pub fn render_unit(template: &str, unit: &str, binary: &Path) -> Result<String, 
 
 /// Renders the launchd agent: the marker after the XML declaration (which must come first),
 /// `@SNOWFLAKED_BIN@` and `@HOME@` replaced by XML-escaped paths.
-pub fn render_plist(template: &str, binary: &Path, home: &Path) -> Result<String, RenderError> {
+pub fn render_plist(binary: &Path, home: &Path) -> Result<String, RenderError> {
     let binary_text = plist_path(binary)?;
     let home_text = plist_path(home)?;
-    let socket = home.join("Library/Caches/snowflaked/api.sock");
+    let socket = paths::launchd_socket(home);
     if socket.as_os_str().len() > MACOS_SUN_PATH_MAX {
-        return Err(RenderError::SocketPathTooLong(socket));
+        return refuse(&socket, TOO_LONG);
     }
-    let body = template
+    let body = PLIST_TEMPLATE
         .replace(BIN_PLACEHOLDER, &binary_text)
         .replace(HOME_PLACEHOLDER, &home_text);
     let header = format!(
@@ -135,7 +114,7 @@ pub fn has_marker(content: &str) -> bool {
 pub fn systemd_exec_path(path: &Path) -> Result<String, RenderError> {
     let text = checked_text(path)?;
     if text.contains(['"', '\'', '\\']) {
-        return Err(RenderError::UnsafeForSystemd(path.to_path_buf()));
+        return refuse(path, UNSAFE_FOR_SYSTEMD);
     }
     let escaped = text.replace('%', "%%");
     Ok(if text.contains(char::is_whitespace) {
@@ -145,48 +124,34 @@ pub fn systemd_exec_path(path: &Path) -> Result<String, RenderError> {
     })
 }
 
-/// `path` as XML text for the plist.
+/// `path` as XML text for the plist: `&`, `<` and `>` escaped, `--` refused.
 fn plist_path(path: &Path) -> Result<String, RenderError> {
     let text = checked_text(path)?;
     if text.contains("--") {
-        return Err(RenderError::DoubleHyphen(path.to_path_buf()));
+        return refuse(path, DOUBLE_HYPHEN);
     }
-    Ok(xml_text(text))
-}
-
-/// Escapes the characters that would end or change XML character data.
-pub fn xml_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
+    Ok(text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;"))
 }
 
 /// The path as text, if it can be written into a file at all.
 fn checked_text(path: &Path) -> Result<&str, RenderError> {
-    let text = path
-        .to_str()
-        .ok_or_else(|| RenderError::NotUtf8(path.to_path_buf()))?;
-    if !path.is_absolute() {
-        return Err(RenderError::NotAbsolute(path.to_path_buf()));
+    match path.to_str() {
+        None => refuse(path, NOT_UTF8),
+        Some(_) if !path.is_absolute() => refuse(path, NOT_ABSOLUTE),
+        Some(text) if text.chars().any(char::is_control) => refuse(path, CONTROL),
+        Some(text) => Ok(text),
     }
-    if text.chars().any(char::is_control) {
-        return Err(RenderError::ControlCharacter(path.to_path_buf()));
-    }
-    Ok(text)
 }
 
-fn with_final_newline(mut text: String) -> String {
-    if !text.ends_with('\n') {
-        text.push('\n');
+fn with_final_newline(text: String) -> String {
+    if text.ends_with('\n') {
+        text
+    } else {
+        text + "\n"
     }
-    text
 }
 
 #[cfg(test)]
@@ -195,123 +160,61 @@ mod tests {
 
     #[test]
     fn a_unit_gets_the_marker_and_the_binary_path_and_keeps_its_settings() {
-        let unit = render_unit(
-            SERVICE_TEMPLATE,
-            "snowflaked.service",
-            Path::new("/home/ann/.cargo/bin/snowflaked"),
-        )
-        .unwrap();
+        let bin = "/home/ann/.cargo/bin/snowflaked";
+        let unit = render_unit(SERVICE_TEMPLATE, "snowflaked.service", Path::new(bin)).unwrap();
         assert!(unit.starts_with("# Written by `snowflaked install` from packaging/systemd/"));
-        assert!(has_marker(&unit));
-        assert!(!unit.contains(BIN_PLACEHOLDER));
-        assert!(
-            unit.lines()
-                .any(|l| l == "ExecStart=/home/ann/.cargo/bin/snowflaked serve")
-        );
+        assert!(unit.lines().any(|l| l == format!("ExecStart={bin} serve")));
         // Below the three header lines, the template is kept exactly as written.
         let body = unit.splitn(4, '\n').nth(3).unwrap();
-        assert_eq!(
-            body,
-            SERVICE_TEMPLATE.replace(BIN_PLACEHOLDER, "/home/ann/.cargo/bin/snowflaked")
-        );
-    }
-
-    #[test]
-    fn every_systemd_template_has_the_placeholder_only_where_expected() {
-        assert!(SERVICE_TEMPLATE.contains("ExecStart=@SNOWFLAKED_BIN@ serve"));
-        for template in [SOCKET_TEMPLATE, TCP_SOCKET_TEMPLATE] {
+        assert_eq!(body, SERVICE_TEMPLATE.replace(BIN_PLACEHOLDER, bin));
+        for template in [SOCKET_TEMPLATE, TCP_SOCKET_TEMPLATE, SERVICE_TEMPLATE] {
             let rendered = render_unit(template, "x.socket", Path::new("/b/snowflaked")).unwrap();
-            assert!(!rendered.contains(BIN_PLACEHOLDER));
+            assert!(has_marker(&rendered) && !rendered.contains(BIN_PLACEHOLDER));
             assert!(!has_marker(template), "a template must not look installed");
         }
     }
 
     #[test]
-    fn exec_paths_are_escaped_for_systemd() {
-        let escape = |p: &str| systemd_exec_path(Path::new(p)).unwrap();
-        assert_eq!(escape("/usr/bin/snowflaked"), "/usr/bin/snowflaked");
-        assert_eq!(
-            escape("/opt/my apps/snowflaked"),
-            "\"/opt/my apps/snowflaked\""
-        );
-        assert_eq!(escape("/opt/100%/snowflaked"), "/opt/100%%/snowflaked");
-        assert_eq!(escape("/opt/$HOME/snowflaked"), "/opt/$HOME/snowflaked");
-        for unsafe_path in [
-            "/opt/a\"b/snowflaked",
-            "/opt/it's/snowflaked",
-            "/opt/a\\b/x",
-        ] {
-            assert_eq!(
-                systemd_exec_path(Path::new(unsafe_path)),
-                Err(RenderError::UnsafeForSystemd(PathBuf::from(unsafe_path)))
-            );
+    fn exec_paths_are_escaped_for_systemd_or_refused() {
+        let escape = |p: &str| systemd_exec_path(Path::new(p));
+        let reason = |p: &str| escape(p).unwrap_err().reason;
+        assert_eq!(escape("/opt/my apps/sf").unwrap(), "\"/opt/my apps/sf\"");
+        assert_eq!(escape("/opt/100%/sf").unwrap(), "/opt/100%%/sf");
+        assert_eq!(escape("/opt/$HOME/sf").unwrap(), "/opt/$HOME/sf");
+        for unsafe_path in ["/opt/a\"b/sf", "/opt/it's/sf", "/opt/a\\b/x"] {
+            assert_eq!(reason(unsafe_path), UNSAFE_FOR_SYSTEMD);
         }
-    }
-
-    #[test]
-    fn unwritable_paths_are_refused() {
-        assert_eq!(
-            systemd_exec_path(Path::new("snowflaked")),
-            Err(RenderError::NotAbsolute(PathBuf::from("snowflaked")))
-        );
-        assert!(matches!(
-            systemd_exec_path(Path::new("/opt/a\nb")),
-            Err(RenderError::ControlCharacter(_))
-        ));
+        assert_eq!(reason("snowflaked"), NOT_ABSOLUTE);
+        assert_eq!(reason("/opt/a\nb"), CONTROL);
         use std::os::unix::ffi::OsStrExt;
         let not_utf8 = Path::new(std::ffi::OsStr::from_bytes(b"/opt/\xff/snowflaked"));
-        assert!(matches!(
-            systemd_exec_path(not_utf8),
-            Err(RenderError::NotUtf8(_))
-        ));
+        assert_eq!(systemd_exec_path(not_utf8).unwrap_err().reason, NOT_UTF8);
     }
 
     #[test]
     fn the_plist_gets_the_marker_after_the_declaration_and_escaped_paths() {
-        let plist = render_plist(
-            PLIST_TEMPLATE,
-            Path::new("/Users/a&b/bin/snowflaked"),
-            Path::new("/Users/a&b"),
-        )
-        .unwrap();
+        let home = Path::new("/Users/a&b<c>");
+        let plist = render_plist(&home.join("snowflaked"), home).unwrap();
         let mut lines = plist.lines();
         assert!(lines.next().unwrap().starts_with("<?xml"));
-        assert!(has_marker(lines.next().unwrap()));
+        assert!(has_marker(lines.next().unwrap()) && !has_marker(PLIST_TEMPLATE));
         assert!(!plist.contains(BIN_PLACEHOLDER) && !plist.contains(HOME_PLACEHOLDER));
-        assert!(plist.contains("<string>/Users/a&amp;b/bin/snowflaked</string>"));
-        assert!(
-            plist.contains("<string>/Users/a&amp;b/Library/Caches/snowflaked/api.sock</string>")
-        );
-        assert!(
-            plist
-                .contains("<string>/Users/a&amp;b/Library/Logs/snowflaked/snowflaked.log</string>")
-        );
-        assert!(!has_marker(PLIST_TEMPLATE));
+        let home = "/Users/a&amp;b&lt;c&gt;";
+        for path in ["snowflaked", "Library/Caches/snowflaked/api.sock"] {
+            assert!(plist.contains(&format!("<string>{home}/{path}</string>")));
+        }
+        let log = "Library/Logs/snowflaked/snowflaked.log";
+        assert!(plist.contains(&format!("<string>{home}/{log}</string>")));
     }
 
     #[test]
     fn plist_values_that_would_break_it_are_refused() {
         let bin = Path::new("/usr/local/bin/snowflaked");
-        assert!(matches!(
-            render_plist(
-                PLIST_TEMPLATE,
-                Path::new("/opt/a--b/snowflaked"),
-                Path::new("/Users/ann")
-            ),
-            Err(RenderError::DoubleHyphen(_))
-        ));
-        let long_home = PathBuf::from(format!("/Users/{}", "x".repeat(70)));
-        assert!(matches!(
-            render_plist(PLIST_TEMPLATE, bin, &long_home),
-            Err(RenderError::SocketPathTooLong(_))
-        ));
+        let hyphens = render_plist(Path::new("/opt/a--b/sf"), Path::new("/Users/ann"));
+        assert_eq!(hyphens.unwrap_err().reason, DOUBLE_HYPHEN);
+        let home = |n| PathBuf::from(format!("/Users/{}", "x".repeat(n)));
+        assert_eq!(render_plist(bin, &home(70)).unwrap_err().reason, TOO_LONG);
         // 68 characters of home is the documented limit (packaging/README.md).
-        let fitting_home = PathBuf::from(format!("/Users/{}", "x".repeat(68 - 7)));
-        assert!(render_plist(PLIST_TEMPLATE, bin, &fitting_home).is_ok());
-    }
-
-    #[test]
-    fn xml_text_escapes_markup() {
-        assert_eq!(xml_text("a<b>&c"), "a&lt;b&gt;&amp;c");
+        assert!(render_plist(bin, &home(68 - 7)).is_ok());
     }
 }
