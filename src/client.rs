@@ -404,3 +404,113 @@ fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
         )),
     }
 }
+
+/// What `POST /v1/query` and `GET /v1/queries/{id}/result` answer: a result (or a page of
+/// one), or — after a bounded wait — the state of a statement that is still running.
+#[derive(Debug, Clone)]
+pub enum QueryAnswer {
+    Done(Box<api::QueryResponse>),
+    Running(api::StatementInfo),
+}
+
+impl QueryAnswer {
+    fn decode(bytes: &[u8]) -> Result<Self, ClientError> {
+        let answer: Box<serde_json::value::RawValue> = decode(bytes)?;
+        // A statement's state has a `state`; a result has none.
+        if let Ok(running) = serde_json::from_str::<api::StatementInfo>(answer.get()) {
+            return Ok(QueryAnswer::Running(running));
+        }
+        serde_json::from_str(answer.get())
+            .map(|r| QueryAnswer::Done(Box::new(r)))
+            .map_err(|e| ClientError::Protocol(format!("malformed result: {e}")))
+    }
+}
+
+/// Typed calls of the API, one per route.
+impl Client {
+    /// `POST /v1/query`; `request_id` names the statement (for `cancel`) before it answers.
+    pub async fn query(
+        &self,
+        request: &api::QueryRequest,
+        request_id: Option<&str>,
+    ) -> Result<QueryAnswer, ClientError> {
+        let body =
+            serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let bytes = self
+            .send(Method::POST, "/v1/query", Some(body), request_id)
+            .await?;
+        QueryAnswer::decode(&bytes)
+    }
+
+    /// `GET /v1/queries/{id}/result`: rows `offset..offset + limit` (`limit` None: the
+    /// daemon's default, 0: all), waiting up to `wait` for a statement still running.
+    pub async fn statement_result(
+        &self,
+        id: &str,
+        offset: u64,
+        limit: Option<u64>,
+        wait: Option<Duration>,
+    ) -> Result<QueryAnswer, ClientError> {
+        let mut path = format!("/v1/queries/{}/result?offset={offset}", path_segment(id));
+        if let Some(limit) = limit {
+            path.push_str(&format!("&limit={limit}"));
+        }
+        if let Some(wait) = wait {
+            path.push_str(&format!("&wait_ms={}", wait.as_millis()));
+        }
+        let bytes = self.send(Method::GET, &path, None, None).await?;
+        QueryAnswer::decode(&bytes)
+    }
+
+    /// `GET /v1/queries`: this token's running and held statements (`all`: older ones too).
+    pub async fn statements(&self, all: bool) -> Result<api::StatementList, ClientError> {
+        let path = if all {
+            "/v1/queries?all=true"
+        } else {
+            "/v1/queries"
+        };
+        self.get(Method::GET, path).await
+    }
+
+    /// `POST /v1/queries/{id}/cancel`.
+    pub async fn cancel(&self, id: &str) -> Result<api::Ack, ClientError> {
+        let path = format!("/v1/queries/{}/cancel", path_segment(id));
+        self.call(Method::POST, &path, &(), None).await
+    }
+
+    /// `GET /v1/context`.
+    pub async fn context(&self) -> Result<api::ContextResponse, ClientError> {
+        self.get(Method::GET, "/v1/context").await
+    }
+
+    /// `PUT /v1/context`.
+    pub async fn set_context(
+        &self,
+        update: &api::ContextUpdate,
+    ) -> Result<api::ContextResponse, ClientError> {
+        self.call(Method::PUT, "/v1/context", update, None).await
+    }
+
+    /// `POST /v1/sessions`: a new token.
+    pub async fn new_session(&self) -> Result<api::NewSession, ClientError> {
+        self.call(Method::POST, "/v1/sessions", &(), None).await
+    }
+
+    /// `DELETE /v1/sessions/current`: ends this client's token.
+    pub async fn end_session(&self) -> Result<api::Ack, ClientError> {
+        self.get(Method::DELETE, "/v1/sessions/current").await
+    }
+}
+
+/// An id as one path segment: ids are plain, but one typed by hand must not bend the path.
+fn path_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
