@@ -305,7 +305,10 @@ mod tests {
     #[test]
     fn listing_filters_bind_what_the_user_typed() {
         let (filter, params) = filters(Some("PUB'LIC".into()), "table_name", "%x%".into());
-        assert!(!filter.contains("PUB'LIC") && !filter.contains("%x%"), "{filter}");
+        assert!(
+            !filter.contains("PUB'LIC") && !filter.contains("%x%"),
+            "{filter}"
+        );
         assert_eq!(
             params,
             Params::Positional(vec![

@@ -434,8 +434,7 @@ impl Client {
         request: &api::QueryRequest,
         request_id: Option<&str>,
     ) -> Result<QueryAnswer, ClientError> {
-        let body =
-            serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let body = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let bytes = self
             .send(Method::POST, "/v1/query", Some(body), request_id)
             .await?;

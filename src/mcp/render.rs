@@ -55,7 +55,9 @@ pub fn listing_result(
         response.row_count
     );
     let (text, mut output) = result_parts(response, format, max_chars, Some(more));
-    output.total_rows = listing.total.or(Some(response.row_count).filter(|_| !response.truncated));
+    output.total_rows = listing
+        .total
+        .or(Some(response.row_count).filter(|_| !response.truncated));
     success(text, &output)
 }
 
@@ -77,7 +79,10 @@ pub fn described_result(
         } else {
             max_chars.saturating_sub(text.len()).max(1)
         };
-        text.push_str(&format!("\n{} sample rows of {name}:\n\n", sample.row_count));
+        text.push_str(&format!(
+            "\n{} sample rows of {name}:\n\n",
+            sample.row_count
+        ));
         let (sample_text, output) = result_parts(sample, format, left, None);
         text.push_str(&sample_text);
         output

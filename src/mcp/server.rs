@@ -127,9 +127,7 @@ impl SnowflakedMcp {
         let result = match kind {
             ToolKind::Query | ToolKind::Execute => {
                 let args: QueryArgs = parse(kind, arguments)?;
-                return self
-                    .run_sql(args, kind == ToolKind::Query, cancelled)
-                    .await;
+                return self.run_sql(args, kind == ToolKind::Query, cancelled).await;
             }
             ToolKind::Use => {
                 let args: UseArgs = parse(kind, arguments)?;
@@ -286,8 +284,13 @@ impl SnowflakedMcp {
             Ok(client) => client,
             Err(error) => return Ok(render::error_result(&error)),
         };
-        let listing =
-            catalog::columns(&client, &args.pattern, args.within.as_deref(), args.max_rows).await;
+        let listing = catalog::columns(
+            &client,
+            &args.pattern,
+            args.within.as_deref(),
+            args.max_rows,
+        )
+        .await;
         Ok(self.listing(listing, args.format, args.max_chars, "columns"))
     }
 
@@ -313,7 +316,12 @@ impl SnowflakedMcp {
         let client = self.client().await?;
         let wait = Duration::from_secs(args.wait_s.unwrap_or(DEFAULT_WAIT_S));
         let answer = client
-            .statement_result(&args.id, args.offset.unwrap_or(0), args.max_rows, Some(wait))
+            .statement_result(
+                &args.id,
+                args.offset.unwrap_or(0),
+                args.max_rows,
+                Some(wait),
+            )
             .await?;
         Ok(match answer {
             QueryAnswer::Done(response) => render::query_result(

@@ -100,17 +100,21 @@ fn tool<Args: JsonSchema + 'static, Output: JsonSchema + 'static>(
     description: &str,
     hints: Hints,
 ) -> Tool {
-    Tool::new(kind.name(), description.to_string(), rmcp::model::JsonObject::new())
-        .with_title(title)
-        .with_input_schema::<Args>()
-        .with_output_schema::<Output>()
-        .with_annotations(
-            ToolAnnotations::new()
-                .open_world(false)
-                .read_only(hints.read_only)
-                .destructive(hints.destructive)
-                .idempotent(hints.idempotent),
-        )
+    Tool::new(
+        kind.name(),
+        description.to_string(),
+        rmcp::model::JsonObject::new(),
+    )
+    .with_title(title)
+    .with_input_schema::<Args>()
+    .with_output_schema::<Output>()
+    .with_annotations(
+        ToolAnnotations::new()
+            .open_world(false)
+            .read_only(hints.read_only)
+            .destructive(hints.destructive)
+            .idempotent(hints.idempotent),
+    )
 }
 
 fn definition(kind: ToolKind) -> Tool {
@@ -800,7 +804,10 @@ mod tests {
         let args: QueryArgs =
             serde_json::from_value(serde_json::json!({"sql": "select ?", "params": [1]})).unwrap();
         assert_eq!(args.params, Some(serde_json::json!([1])));
-        assert!(DEFAULT_WAIT_S < 60, "under common MCP clients' request timeout");
+        assert!(
+            DEFAULT_WAIT_S < 60,
+            "under common MCP clients' request timeout"
+        );
     }
 
     #[test]
