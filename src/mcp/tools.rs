@@ -203,7 +203,7 @@ and get the result as a markdown table (or JSON). Statements that could change d
 before they reach Snowflake. Unqualified names resolve against the current context (see the \
 `context` and `use` tools); it persists between calls. Put values into the SQL as bind \
 parameters, never by pasting them in: `?` placeholders with `params` an array, or `:name` with \
-`params` an object. Results are capped: at most `max_rows` rows (default 100) and `max_chars` \
+`params` an object (one statement per call then). Results are capped: at most `max_rows` rows (default 100) and `max_chars` \
 characters (default 20000); the answer says when rows were cut, so aggregate, filter or add \
 LIMIT rather than raising the caps. Several statements may be separated by `;`; the last one's \
 result is returned. Long statements: the call waits at most `wait_s` seconds (default 45); if \
