@@ -410,7 +410,7 @@ fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
 #[derive(Debug, Clone)]
 pub enum QueryAnswer {
     Done(Box<api::QueryResponse>),
-    Running(api::StatementInfo),
+    Running(Box<api::StatementInfo>),
 }
 
 impl QueryAnswer {
@@ -418,7 +418,7 @@ impl QueryAnswer {
         let answer: Box<serde_json::value::RawValue> = decode(bytes)?;
         // A statement's state has a `state`; a result has none.
         if let Ok(running) = serde_json::from_str::<api::StatementInfo>(answer.get()) {
-            return Ok(QueryAnswer::Running(running));
+            return Ok(QueryAnswer::Running(Box::new(running)));
         }
         serde_json::from_str(answer.get())
             .map(|r| QueryAnswer::Done(Box::new(r)))
