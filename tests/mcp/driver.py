@@ -237,6 +237,16 @@ async def concurrent(db_a, db_b):
         context_b = await ok(b, "context", {})
         check(context_b.structured_content["context"]["database"] == db_b, "b's context", context_b.structured_content)
 
+        # Statements are private too: b neither sees nor reads nor cancels a's.
+        started = await ok(a, "query", {"sql": "SELECT SYSTEM$WAIT(1) AS W", "wait_s": 0})
+        statement = started.structured_content["id"]
+        listed = await ok(b, "queries", {"all": True})
+        check(all(s["id"] != statement for s in listed.structured_content["statements"]), "b's list", listed.structured_content)
+        await tool_error(b, "result", {"id": statement, "wait_s": 0})
+        await tool_error(b, "cancel", {"id": statement})
+        done = await ok(a, "result", {"id": statement, "wait_s": 60})
+        check(done.structured_content["state"] == "succeeded", "a's statement ran on", done.structured_content)
+
 
 async def idle(db):
     """One session across the daemon's idle exit: the test's activator starts it again."""
