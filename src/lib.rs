@@ -23,6 +23,7 @@
 //! | [`metrics`] | counters and the latency histogram, Prometheus text | block |
 //! | [`daemon`] | wiring everything together and the one shutdown tree | contain business logic |
 //! | [`client`] | finding, starting and calling the daemon: one typed method per API call | format output |
+//! | [`catalog`] | the statements behind `describe`, `tables`, `columns` (CLI and MCP) | splice user text into SQL |
 //! | [`cli`] | the command line, output formats, and the one printer of errors | hold daemon state |
 //! | [`mcp`] | the stdio MCP server, one more client of the daemon | log in to Snowflake |
 //!
@@ -31,6 +32,7 @@
 pub mod activation;
 pub mod api;
 pub mod binds;
+pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;

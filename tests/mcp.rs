@@ -60,6 +60,18 @@ fn create_db(home: &Home, port: u16, db: &str) {
     }
 }
 
+/// `db.PUBLIC.ORDERS (ID, CUSTOMER_ID, NOTE)` with three rows, for the catalog tools.
+fn create_orders(home: &Home, port: u16, db: &str) {
+    let table = format!("{db}.PUBLIC.ORDERS");
+    for sql in [
+        format!("CREATE TABLE {table} (ID INT, CUSTOMER_ID INT, NOTE TEXT)"),
+        format!("INSERT INTO {table} VALUES (1, 10, 'a'), (2, 20, 'b'), (3, 10, 'c')"),
+    ] {
+        let out = home.run(port, &["--session", "setup", "query", &sql]);
+        assert!(out.status.success(), "{sql}: {}", stderr(&out));
+    }
+}
+
 /// Minted tokens the daemon still knows: every `snowflaked mcp` ends its own on exit.
 fn minted_tokens(home: &Home) -> usize {
     let answer = http::request(&home.socket(), "GET", "/v1/sessions", None, "");
@@ -78,6 +90,7 @@ fn read_only_tools_errors_and_protocol_errors() {
     let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
     let db = unique_db("mcp_ro");
     create_db(&home, emulator.port, &db);
+    create_orders(&home, emulator.port, &db);
 
     let output = driver_command(&home, emulator.port, "read_only", &[&db])
         .output()
@@ -304,6 +317,26 @@ fn stdout_carries_only_protocol_and_a_given_session_is_used_and_kept() {
     assert_eq!(minted_tokens(&home), 0, "nothing was minted");
 }
 
+/// Waits until the daemon runs a statement of any token.
+fn wait_for_a_running_statement(home: &Home) {
+    let running = || {
+        http::request(&home.socket(), "GET", "/v1/status", None, "").json()["queries"]["running"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while running() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the statement never ran"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// `query` starts its statement with a bounded wait, so the daemon owns it and a closed
+/// connection alone no longer cancels it; the server cancels the statements its minted token
+/// left running before ending that token, since nobody could read their results after.
 #[test]
 fn a_client_that_goes_away_mid_query_cancels_the_statement_and_ends_the_token() {
     // An emulator of its own, so its counters count this test's statement only.
@@ -318,31 +351,94 @@ fn a_client_that_goes_away_mid_query_cancels_the_statement_and_ends_the_token() 
         "jsonrpc": "2.0", "id": 2, "method": "tools/call",
         "params": {"name": "query", "arguments": {"sql": "SELECT SYSTEM$WAIT(30)"}}
     }));
-    let running = || {
-        http::request(&home.socket(), "GET", "/v1/status", None, "").json()["queries"]["running"]
-            .as_u64()
-            .unwrap_or(0)
-    };
-    let deadline = std::time::Instant::now() + WAIT;
-    while running() == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the statement never ran"
-        );
-        std::thread::yield_now();
-    }
+    wait_for_a_running_statement(&home);
     emulator.wait_until("the statement runs in Snowflake", |e| {
         e.counter("running") > 0
     });
     // Closing stdin is how an MCP client goes away. rmcp lets in-flight calls finish for up to
-    // 5 s (a client may close stdin and still read the answers); then the server ends its
-    // token and exits, and the closed connection cancels the statement.
+    // 5 s (a client may close stdin and still read the answers); then the server cancels what
+    // its token left running, ends the token and exits.
     let (status, stderr) = raw.finish();
     assert!(status.success(), "{status:?}: {stderr}");
     emulator.wait_until("the statement is cancelled in Snowflake", |e| {
         e.counter("cancelled") > cancelled_before
     });
     assert_eq!(minted_tokens(&home), 0, "the token was ended");
+}
+
+/// A token given with `--session` outlives the MCP client, and so do its statements: the
+/// token's owner picks up the result later with `snowflaked result ID`.
+#[test]
+fn a_given_sessions_statement_outlives_the_mcp_client_and_its_result_can_be_fetched() {
+    let emulator = emulator::shared();
+    let home = Home::new();
+    let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
+
+    let mut raw = Raw::start(&home, emulator.port, &["--session", "editor-2", "mcp"]);
+    initialize(&mut raw);
+    let started = raw.call(
+        2,
+        "tools/call",
+        serde_json::json!({"name": "query", "arguments": {"sql": "SELECT SYSTEM$WAIT(2) AS W", "wait_s": 0}}),
+    );
+    let facts = &started["result"]["structuredContent"];
+    assert_eq!(facts["state"], "running", "{started}");
+    let id = facts["id"].as_str().expect("an id").to_string();
+    let (status, server_log) = raw.finish();
+    assert!(status.success(), "{status:?}: {server_log}");
+
+    let out = home.run(
+        emulator.port,
+        &[
+            "--session",
+            "editor-2",
+            "result",
+            &id,
+            "--wait",
+            "60s",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let result: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(result["row_count"], 1, "{result}");
+}
+
+/// An MCP client that cancels its own request (notifications/cancelled, e.g. the user pressed
+/// stop) cancels the statement in Snowflake, and the server serves on.
+#[test]
+fn a_cancelled_tool_call_cancels_its_statement() {
+    let emulator = &emulator::start(&[]);
+    let home = Home::new();
+    let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
+    let cancelled_before = emulator.counter("cancelled");
+
+    let mut raw = Raw::start(&home, emulator.port, &["mcp"]);
+    initialize(&mut raw);
+    raw.send(serde_json::json!({
+        "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "query", "arguments": {"sql": "SELECT SYSTEM$WAIT(30)"}}
+    }));
+    wait_for_a_running_statement(&home);
+    emulator.wait_until("the statement runs in Snowflake", |e| {
+        e.counter("running") > 0
+    });
+    raw.send(serde_json::json!({
+        "jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 2, "reason": "the user pressed stop"}
+    }));
+    emulator.wait_until("the statement is cancelled in Snowflake", |e| {
+        e.counter("cancelled") > cancelled_before
+    });
+    let context = raw.call(
+        3,
+        "tools/call",
+        serde_json::json!({"name": "context", "arguments": {}}),
+    );
+    assert_eq!(context["result"]["isError"], false, "{context}");
+    let (status, stderr) = raw.finish();
+    assert!(status.success(), "{status:?}: {stderr}");
 }
 
 /// `@modelcontextprotocol/inspector`'s CLI mode (the TypeScript SDK), when
@@ -361,6 +457,7 @@ fn the_mcp_inspector_cli_lists_and_calls_every_tool() {
     let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
     let db = unique_db("mcp_inspector");
     create_db(&home, emulator.port, &db);
+    create_orders(&home, emulator.port, &db);
     let socket = format!("SNOWFLAKED_SOCKET={}", home.socket().display());
     // Each run is a new MCP client: its own `snowflaked mcp`, its own token.
     let inspect = |args: &[&str]| -> (Option<i32>, serde_json::Value, String) {
@@ -398,7 +495,13 @@ fn the_mcp_inspector_cli_lists_and_calls_every_tool() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["query", "execute", "use", "context"]);
+    assert_eq!(
+        names,
+        [
+            "query", "execute", "use", "context", "describe", "tables", "columns", "result",
+            "queries", "cancel"
+        ]
+    );
 
     let table = format!("{db}.PUBLIC.T");
     let (code, written, stderr) = call(
@@ -429,6 +532,85 @@ fn the_mcp_inspector_cli_lists_and_calls_every_tool() {
         context["structuredContent"]["context"]["database"],
         db.as_str(),
         "a new MCP client does not inherit another one's context"
+    );
+    // Binds: the inspector passes `params` as JSON.
+    let (code, bound, stderr) = call("query", &["sql=SELECT ? + 1 AS N", "params=[41]"]);
+    assert_eq!(code, Some(0), "{bound} {stderr}");
+    assert_eq!(
+        bound["structuredContent"]["rows"],
+        serde_json::json!([[42]])
+    );
+    // The catalog and long-statement tools through runs that share one token given with
+    // SNOWFLAKED_SESSION (its context, and its statements, outlive each run).
+    let shared = |tool: &str, args: &[&str]| -> (Option<i32>, serde_json::Value, String) {
+        let mut all = vec![
+            "-e",
+            "SNOWFLAKED_SESSION=inspector",
+            "--method",
+            "tools/call",
+            "--tool-name",
+            tool,
+        ];
+        for arg in args {
+            all.extend_from_slice(&["--tool-arg", arg]);
+        }
+        inspect(&all)
+    };
+    let (code, _, stderr) = shared("use", &[&format!("database={db}"), "schema=PUBLIC"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, described, stderr) = shared("describe", &["name=orders", "sample=1"]);
+    assert_eq!(code, Some(0), "{described} {stderr}");
+    assert_eq!(described["structuredContent"]["columns"]["row_count"], 3);
+    assert_eq!(described["structuredContent"]["sample"]["row_count"], 1);
+    let (code, tables, stderr) = shared("tables", &["pattern=ord"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        tables["structuredContent"]["rows"][0][1], "ORDERS",
+        "{tables}"
+    );
+    let (code, columns, stderr) = shared("columns", &["pattern=customer"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        columns["structuredContent"]["rows"][0][2], "CUSTOMER_ID",
+        "{columns}"
+    );
+    let (code, running, stderr) = shared("query", &["sql=SELECT SYSTEM$WAIT(1) AS W", "wait_s=0"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        running["structuredContent"]["state"], "running",
+        "{running}"
+    );
+    let id = running["structuredContent"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, queries, stderr) = shared("queries", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        queries["structuredContent"]["statements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == id.as_str()),
+        "{queries}"
+    );
+    let (code, result, stderr) = shared("result", &[&format!("id={id}"), "wait_s=30"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        result["structuredContent"]["state"], "succeeded",
+        "{result}"
+    );
+    let (code, slow, stderr) = shared("query", &["sql=SELECT SYSTEM$WAIT(60)", "wait_s=0"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let slow = slow["structuredContent"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, cancelled, stderr) = shared("cancel", &[&format!("id={slow}")]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        cancelled["structuredContent"]["state"], "cancelled",
+        "{cancelled}"
     );
     // A failed statement is a tool error, which the inspector reports and exits 5 for.
     let (code, failed, _) = call("query", &["sql=SELECT * FROM NO_SUCH_TABLE_HERE"]);

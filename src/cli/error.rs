@@ -11,8 +11,6 @@ use crate::daemon::DaemonError;
 use crate::mcp::McpError;
 use crate::snowflake::BackendError;
 
-use super::catalog::CatalogError;
-
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -22,9 +20,6 @@ pub enum Error {
     /// The configuration cannot be used.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// A catalog command's name or scope is not one (nothing was sent).
-    #[error(transparent)]
-    Catalog(#[from] CatalogError),
     /// `config --check` could not log in.
     #[error("check failed: {0}")]
     Check(#[source] BackendError),
@@ -51,7 +46,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Client(error) => error.exit_code(),
-            Error::Config(_) | Error::Catalog(_) | Error::Check(_) | Error::Install(_) => 2,
+            Error::Config(_) | Error::Check(_) | Error::Install(_) => 2,
             Error::Runtime(_) | Error::Listen(_) | Error::Daemon(_) | Error::Mcp(_) => 3,
         }
     }

@@ -195,9 +195,9 @@ async fn run_client(
 ) -> Result<ExitCode, Error> {
     Ok(match command {
         Command::Mcp(args) => return mcp::run(client, session, args).await,
-        Command::Describe(args) => return catalog::describe(&client, args).await,
-        Command::Tables(args) => return catalog::tables(&client, args).await,
-        Command::Columns(args) => return catalog::columns(&client, args).await,
+        Command::Describe(args) => catalog::describe(&client, args).await?,
+        Command::Tables(args) => catalog::tables(&client, args).await?,
+        Command::Columns(args) => catalog::columns(&client, args).await?,
         Command::Query(args) => query::run(&client, args).await?,
         Command::Result(args) => result::result(&client, args).await?,
         Command::Queries(args) => result::queries(&client, args).await?,

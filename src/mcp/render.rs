@@ -5,17 +5,190 @@
 
 use rmcp::model::{CallToolResult, ContentBlock};
 
-use super::tools::{ColumnOutput, ContextFields, ContextOutput, QueryOutput, ResultFormat};
-use crate::api::{Context, ContextResponse, ErrorDetail, ErrorKind, QueryResponse};
+use super::tools::{
+    CancelOutput, ColumnOutput, ContextFields, ContextOutput, DescribeOutput, QueriesOutput,
+    QueryOutput, ResultFormat, StatementOutput,
+};
+use crate::api::{
+    Context, ContextResponse, ErrorDetail, ErrorKind, QueryResponse, StatementInfo, StatementList,
+};
+use crate::catalog::{CatalogError, Described, Listing};
 use crate::cli::format::{Format, render};
 use crate::client::ClientError;
 
-/// A query result, cut to `max_chars` (0 = no budget) by whole rows.
+/// A query's result, or a page of one (`result`), cut to `max_chars` (0 = no budget) by whole
+/// rows; rows left by `max_rows` are named with the `result` call that pages on.
 pub fn query_result(
     response: &QueryResponse,
     format: ResultFormat,
     max_chars: usize,
 ) -> CallToolResult {
+    let more = response.id.as_ref().map(|id| {
+        let offset = response.page.as_ref().map_or(0, |p| p.offset) + response.row_count;
+        let total = response
+            .page
+            .as_ref()
+            .and_then(|p| p.total_rows)
+            .map(|t| format!(" of {t}"))
+            .unwrap_or_default();
+        format!(
+            "… showing rows up to {offset}{total}; more exist. Aggregate or filter in SQL, or page on with `result` {{\"id\": \"{id}\", \"offset\": {offset}}} (it does not run the statement again)\n"
+        )
+    });
+    let (text, output) = result_parts(response, format, max_chars, more);
+    success(text, &output)
+}
+
+/// A list of `tables` or `columns`, saying how many there are when it was cut.
+pub fn listing_result(
+    listing: &Listing,
+    format: ResultFormat,
+    max_chars: usize,
+    what: &str,
+) -> CallToolResult {
+    let response = &listing.response;
+    let total = listing
+        .total
+        .map_or_else(|| "more".to_string(), |t| t.to_string());
+    let more = format!(
+        "… showing {} of {total} {what}; narrow it with `pattern` or `in`, or raise max_rows\n",
+        response.row_count
+    );
+    let (text, mut output) = result_parts(response, format, max_chars, Some(more));
+    output.total_rows = listing
+        .total
+        .or(Some(response.row_count).filter(|_| !response.truncated));
+    success(text, &output)
+}
+
+/// `describe`: the columns, then the sample rows within what the budget leaves.
+pub fn described_result(
+    name: &str,
+    described: &Described,
+    format: ResultFormat,
+    max_chars: usize,
+) -> CallToolResult {
+    let more = format!(
+        "… only the first {} columns of {name} are shown; raise max_rows to see more\n",
+        described.columns.row_count
+    );
+    let (mut text, columns) = result_parts(&described.columns, format, max_chars, Some(more));
+    let sample = described.sample.as_ref().map(|sample| {
+        let left = if max_chars == 0 {
+            0
+        } else {
+            max_chars.saturating_sub(text.len()).max(1)
+        };
+        text.push_str(&format!(
+            "\n{} sample rows of {name}:\n\n",
+            sample.row_count
+        ));
+        let (sample_text, output) = result_parts(sample, format, left, None);
+        text.push_str(&sample_text);
+        output
+    });
+    let output = DescribeOutput {
+        name: name.to_string(),
+        columns,
+        sample,
+    };
+    success(text, &output)
+}
+
+/// A statement still running after the wait: its id and what to do next.
+pub fn running_result(info: &StatementInfo) -> CallToolResult {
+    let query_id = info
+        .query_id
+        .as_deref()
+        .map(|q| format!(" (Snowflake query id {q})"))
+        .unwrap_or_default();
+    let text = format!(
+        "still running after {:.1}s: id {}{query_id}. It goes on in snowflaked: call `result` with {{\"id\": \"{}\"}} to wait for it and get its rows, or `cancel` to stop it.\n",
+        info.elapsed_ms as f64 / 1000.0,
+        info.id,
+        info.id
+    );
+    let output = QueryOutput {
+        state: info.state.clone(),
+        id: Some(info.id.clone()),
+        query_id: info.query_id.clone(),
+        elapsed_ms: info.elapsed_ms,
+        ..QueryOutput::default()
+    };
+    success(text, &output)
+}
+
+/// `queries`: one line per statement.
+pub fn queries_result(list: &StatementList) -> CallToolResult {
+    let statements: Vec<StatementOutput> = list
+        .statements
+        .iter()
+        .map(|s| StatementOutput {
+            id: s.id.clone(),
+            state: s.state.clone(),
+            query_id: s.query_id.clone(),
+            started: s.started.clone(),
+            elapsed_ms: s.elapsed_ms,
+            rows: s.rows,
+            sql: s.sql.clone(),
+            error: s.error.as_ref().map(|e| e.message.clone()),
+        })
+        .collect();
+    let mut text = String::new();
+    if statements.is_empty() {
+        text.push_str("no statements running or held\n");
+    }
+    for s in &statements {
+        text.push_str(&format!(
+            "{} {} started {} ({:.1}s){}: {}\n",
+            s.id,
+            s.state,
+            s.started,
+            s.elapsed_ms as f64 / 1000.0,
+            s.rows.map(|r| format!(", {r} rows")).unwrap_or_default(),
+            s.sql
+        ));
+        if let Some(error) = &s.error {
+            text.push_str(&format!("  error: {error}\n"));
+        }
+    }
+    success(text, &QueriesOutput { statements })
+}
+
+/// `cancel`: the statement's state once the cancel has been asked for.
+pub fn cancel_result(id: &str, state: &str) -> CallToolResult {
+    let text = match state {
+        "cancelled" => format!("cancelled {id}\n"),
+        "running" => format!("asked Snowflake to cancel {id}; it is still stopping\n"),
+        other => format!("{id} had already finished ({other}) before the cancel\n"),
+    };
+    let output = CancelOutput {
+        id: id.to_string(),
+        state: state.to_string(),
+    };
+    success(text, &output)
+}
+
+/// A catalog lookup that failed: its arguments, or the daemon's answer.
+pub fn catalog_error(error: &CatalogError) -> CallToolResult {
+    let text = match error {
+        CatalogError::Client(error) => return error_result(error),
+        CatalogError::NoDatabase => format!(
+            "error: {error}\nhint: choose one with the `use` tool, or say where to look with `in` (DB or DB.SCHEMA)"
+        ),
+        error => format!("error: {error}"),
+    };
+    CallToolResult::error(vec![ContentBlock::text(text)])
+}
+
+/// A result's text within `max_chars` and its structured form. `more` is the notice for rows
+/// that `max_rows` left out.
+fn result_parts(
+    response: &QueryResponse,
+    format: ResultFormat,
+    max_chars: usize,
+    more: Option<String>,
+) -> (String, QueryOutput) {
     let total = response.rows.len();
     let draw = |rows: usize| {
         // The CLI's notices name CLI flags; the tool's own notice below names tool arguments.
@@ -50,12 +223,14 @@ pub fn query_result(
             if response.truncated { "+" } else { "" }
         ));
     } else if response.truncated {
-        text.push_str(&format!(
+        text.push_str(&more.unwrap_or_else(|| format!(
             "… showing the first {total} rows; more exist. Aggregate or filter in SQL, or raise max_rows (0 = all)\n"
-        ));
+        )));
     }
     let output = QueryOutput {
-        query_id: response.query_id.clone(),
+        state: "succeeded".into(),
+        id: response.id.clone(),
+        query_id: Some(response.query_id.clone()).filter(|q| !q.is_empty()),
         columns: response
             .columns
             .iter()
@@ -74,7 +249,9 @@ pub fn query_result(
         rows_shown: shown as u64,
         truncated_by_max_rows: response.truncated,
         truncated_by_max_chars: shown < total,
-        context: context_fields(&response.context),
+        offset: response.page.as_ref().map(|p| p.offset),
+        total_rows: response.page.as_ref().and_then(|p| p.total_rows),
+        context: Some(context_fields(&response.context)),
         in_transaction: response.in_transaction,
         elapsed_ms: response.elapsed_ms,
         warnings: response.warnings.clone(),
@@ -82,7 +259,7 @@ pub fn query_result(
     for warning in &response.warnings {
         text.push_str(&format!("warning: {warning}\n"));
     }
-    success(text, &output)
+    (text, output)
 }
 
 /// A context as `use` and `context` return it.

@@ -7,6 +7,7 @@
 //! server keeps serving.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation,
@@ -19,14 +20,22 @@ use serde::de::DeserializeOwned;
 
 use super::Options;
 use super::render;
-use super::tools::{self, ContextArgs, QueryArgs, ResultFormat, ToolKind, UseArgs};
+use super::tools::{
+    self, CancelArgs, ColumnsArgs, ContextArgs, DEFAULT_WAIT_S, DescribeArgs, QueriesArgs,
+    QueryArgs, ResultArgs, ResultFormat, TablesArgs, ToolKind, UseArgs,
+};
 use crate::api::{ContextUpdate, QueryRequest};
-use crate::client::{Client, ClientError};
+use crate::catalog;
+use crate::client::{Client, ClientError, PageRequest, QueryOutcome};
+use tokio_util::sync::CancellationToken;
 
 const INSTRUCTIONS: &str = "Snowflake through snowflaked, a local daemon that keeps logged-in sessions warm. \
 This conversation has its own context (database, schema, warehouse, role) that persists between calls: \
-check it with `context`, change it with `use`, then read with `query`. Results are capped by rows and \
-characters; prefer aggregates, filters and LIMIT over raising the caps.";
+check it with `context`, change it with `use`, find tables with `tables` and `columns`, look at one with \
+`describe`, then read with `query`, passing values as bind `params`. Results are capped by rows and \
+characters; prefer aggregates, filters and LIMIT over raising the caps. A statement that runs longer \
+than the call's wait answers its id: get its rows with `result`, list statements with `queries`, stop \
+one with `cancel`.";
 
 /// One MCP client's server: cheap to clone, one per `snowflaked mcp` process.
 #[derive(Clone)]
@@ -67,14 +76,15 @@ impl SnowflakedMcp {
             tracing::info!("minted this MCP client's token");
             *token = Some(minted.token);
         }
-        Ok(self
-            .inner
-            .client
-            .with_token(token.clone().unwrap_or_default()))
+        let mut client = self.inner.client.clone();
+        client.token = token.clone().unwrap_or_default();
+        Ok(client)
     }
 
-    /// Ends the token this server minted (rolling back an open transaction); a token given
-    /// with `--session` belongs to someone else and stays.
+    /// Ends the token this server minted (rolling back an open transaction), first cancelling
+    /// the statements it left running: nobody could read their results once the token is
+    /// gone. A token given with `--session` belongs to someone else and stays, and so do its
+    /// statements (its owner can still fetch them with `snowflaked result ID`).
     pub async fn end_session(&self) {
         if self.inner.options.fixed_token.is_some() {
             return;
@@ -85,6 +95,18 @@ impl SnowflakedMcp {
         // Ending must not start a daemon that is not running: a token whose daemon is gone
         // has nothing left to end but its saved context.
         let client = self.inner.client.with_token(token).without_self_start();
+        if let Ok(list) = client.statements(false).await {
+            for statement in list.statements.iter().filter(|s| s.state == "running") {
+                if let Err(e) = client.cancel(&statement.id).await {
+                    tracing::warn!(id = %statement.id, "could not cancel a statement this MCP client left running: {e}");
+                    continue;
+                }
+                // Until it has stopped: a token cannot end under a statement of its open
+                // transaction.
+                let _ = client.result_page(&statement.id, stop_probe()).await;
+                tracing::info!(id = %statement.id, "cancelled a statement this MCP client left running");
+            }
+        }
         match client.end_session().await {
             Ok(_) => tracing::info!("ended this MCP client's token"),
             Err(e) => tracing::warn!("could not end this MCP client's token: {e}"),
@@ -95,15 +117,12 @@ impl SnowflakedMcp {
         &self,
         kind: ToolKind,
         arguments: JsonObject,
+        cancelled: &CancellationToken,
     ) -> Result<CallToolResult, ErrorData> {
         let result = match kind {
-            ToolKind::Query => {
+            ToolKind::Query | ToolKind::Execute => {
                 let args: QueryArgs = parse(kind, arguments)?;
-                self.run_sql(args, true).await
-            }
-            ToolKind::Execute => {
-                let args: QueryArgs = parse(kind, arguments)?;
-                self.run_sql(args, false).await
+                return self.run_sql(args, kind == ToolKind::Query, cancelled).await;
             }
             ToolKind::Use => {
                 let args: UseArgs = parse(kind, arguments)?;
@@ -119,34 +138,84 @@ impl SnowflakedMcp {
                 let _: ContextArgs = parse(kind, arguments)?;
                 self.context().await
             }
+            ToolKind::Describe => {
+                let args: DescribeArgs = parse(kind, arguments)?;
+                return unless_cancelled(cancelled, self.describe(args)).await;
+            }
+            ToolKind::Tables => {
+                let args: TablesArgs = parse(kind, arguments)?;
+                return unless_cancelled(cancelled, self.tables(args)).await;
+            }
+            ToolKind::Columns => {
+                let args: ColumnsArgs = parse(kind, arguments)?;
+                return unless_cancelled(cancelled, self.columns(args)).await;
+            }
+            ToolKind::Result => {
+                let args: ResultArgs = parse(kind, arguments)?;
+                // Only a wait: dropping it leaves the statement alone.
+                return unless_cancelled(cancelled, async {
+                    Ok(self
+                        .result(args)
+                        .await
+                        .unwrap_or_else(|e| render::error_result(&e)))
+                })
+                .await;
+            }
+            ToolKind::Queries => {
+                let args: QueriesArgs = parse(kind, arguments)?;
+                self.queries(args).await
+            }
+            ToolKind::Cancel => {
+                let args: CancelArgs = parse(kind, arguments)?;
+                self.cancel(args).await
+            }
         };
         Ok(result.unwrap_or_else(|error| render::error_result(&error)))
     }
 
-    /// `query` (read-only by the daemon's lexer) and `execute` (one transaction).
+    /// `query` (read-only by the daemon's lexer) and `execute` (one transaction). The
+    /// statement is started with a bounded wait, so it belongs to the daemon: past the wait
+    /// the answer is its id and state, and a call the MCP client cancels cancels it by id
+    /// (a closed connection no longer would).
     async fn run_sql(
         &self,
         args: QueryArgs,
         read_only: bool,
-    ) -> Result<CallToolResult, ClientError> {
-        let client = self.client().await?;
-        let mut request = QueryRequest {
-            sql: args.sql,
-            ..Default::default()
+        cancelled: &CancellationToken,
+    ) -> Result<CallToolResult, ErrorData> {
+        let client = match self.client().await {
+            Ok(client) => client,
+            Err(error) => return Ok(render::error_result(&error)),
         };
-        request.max_rows = args.max_rows;
-        request.timeout_ms = args.timeout_s.map(|s| s.saturating_mul(1000));
-        request.read_only = read_only.then_some(true);
-        request.transaction = !read_only;
-        let response = client.query(&request).await?;
+        let request = QueryRequest {
+            sql: args.sql,
+            max_rows: args.max_rows,
+            timeout_ms: args.timeout_s.map(|s| s.saturating_mul(1000)),
+            read_only: read_only.then_some(true),
+            transaction: !read_only,
+            params: args.params,
+            query_tag: None,
+            wait_ms: Some(args.wait_s.unwrap_or(DEFAULT_WAIT_S).saturating_mul(1000)),
+        };
         let max_chars = args
             .max_chars
             .unwrap_or(self.inner.options.default_max_chars);
-        Ok(render::query_result(
-            &response,
-            args.format.unwrap_or(ResultFormat::Markdown),
-            max_chars,
-        ))
+        let format = args.format.unwrap_or(ResultFormat::Markdown);
+        let request_id = request_id();
+        tokio::select! {
+            answer = client.submit(&request, &request_id) => Ok(match answer {
+                Ok(QueryOutcome::Finished(response)) => render::query_result(&response, format, max_chars),
+                Ok(QueryOutcome::Running(info)) => render::running_result(&info),
+                Err(error) => render::error_result(&error),
+            }),
+            () = cancelled.cancelled() => {
+                match client.cancel(&request_id).await {
+                    Ok(_) => tracing::info!(id = %request_id, "cancelled at the MCP client's request"),
+                    Err(e) => tracing::warn!(id = %request_id, "could not cancel the statement: {e}"),
+                }
+                Err(cancelled_by_client())
+            }
+        }
     }
 
     async fn use_context(&self, args: UseArgs) -> Result<CallToolResult, ClientError> {
@@ -166,6 +235,161 @@ impl SnowflakedMcp {
         let client = self.client().await?;
         let response = client.context().await?;
         Ok(render::context_result(&response))
+    }
+
+    fn max_chars(&self, asked: Option<usize>) -> usize {
+        asked.unwrap_or(self.inner.options.default_max_chars)
+    }
+
+    async fn describe(&self, args: DescribeArgs) -> Result<CallToolResult, ErrorData> {
+        let client = match self.client().await {
+            Ok(client) => client,
+            Err(error) => return Ok(render::error_result(&error)),
+        };
+        let described =
+            catalog::describe(&client, &args.name, args.sample.unwrap_or(0), args.max_rows).await;
+        Ok(match described {
+            Ok(described) => render::described_result(
+                &args.name,
+                &described,
+                args.format.unwrap_or_default(),
+                self.max_chars(args.max_chars),
+            ),
+            Err(error) => render::catalog_error(&error),
+        })
+    }
+
+    async fn tables(&self, args: TablesArgs) -> Result<CallToolResult, ErrorData> {
+        let client = match self.client().await {
+            Ok(client) => client,
+            Err(error) => return Ok(render::error_result(&error)),
+        };
+        let listing = catalog::tables(
+            &client,
+            args.pattern.as_deref(),
+            args.within.as_deref(),
+            args.max_rows,
+        )
+        .await;
+        Ok(self.listing(listing, args.format, args.max_chars, "tables"))
+    }
+
+    async fn columns(&self, args: ColumnsArgs) -> Result<CallToolResult, ErrorData> {
+        let client = match self.client().await {
+            Ok(client) => client,
+            Err(error) => return Ok(render::error_result(&error)),
+        };
+        let listing = catalog::columns(
+            &client,
+            &args.pattern,
+            args.within.as_deref(),
+            args.max_rows,
+        )
+        .await;
+        Ok(self.listing(listing, args.format, args.max_chars, "columns"))
+    }
+
+    fn listing(
+        &self,
+        listing: Result<catalog::Listing, catalog::CatalogError>,
+        format: Option<ResultFormat>,
+        max_chars: Option<usize>,
+        what: &str,
+    ) -> CallToolResult {
+        match listing {
+            Ok(listing) => render::listing_result(
+                &listing,
+                format.unwrap_or_default(),
+                self.max_chars(max_chars),
+                what,
+            ),
+            Err(error) => render::catalog_error(&error),
+        }
+    }
+
+    async fn result(&self, args: ResultArgs) -> Result<CallToolResult, ClientError> {
+        let client = self.client().await?;
+        let wait = Duration::from_secs(args.wait_s.unwrap_or(DEFAULT_WAIT_S));
+        let answer = client
+            .result_page(
+                &args.id,
+                PageRequest {
+                    offset: args.offset.unwrap_or(0),
+                    limit: args.max_rows,
+                    wait: Some(wait),
+                },
+            )
+            .await?;
+        Ok(match answer {
+            QueryOutcome::Finished(response) => render::query_result(
+                &response,
+                args.format.unwrap_or_default(),
+                self.max_chars(args.max_chars),
+            ),
+            QueryOutcome::Running(info) => render::running_result(&info),
+        })
+    }
+
+    async fn queries(&self, args: QueriesArgs) -> Result<CallToolResult, ClientError> {
+        let client = self.client().await?;
+        let list = client.statements(args.all.unwrap_or(false)).await?;
+        Ok(render::queries_result(&list))
+    }
+
+    /// Cancels, then waits briefly for the statement to stop, to answer how it ended.
+    async fn cancel(&self, args: CancelArgs) -> Result<CallToolResult, ClientError> {
+        let client = self.client().await?;
+        client.cancel(&args.id).await?;
+        let state = match client.result_page(&args.id, stop_probe()).await {
+            Ok(QueryOutcome::Finished(_)) => "succeeded",
+            Ok(QueryOutcome::Running(_)) => "running",
+            Err(ClientError::Api { error, .. })
+                if error.kind == crate::api::ErrorKind::Cancelled =>
+            {
+                "cancelled"
+            }
+            Err(ClientError::Api { .. }) => "failed",
+            Err(other) => return Err(other),
+        };
+        Ok(render::cancel_result(&args.id, state))
+    }
+}
+
+/// One row of a statement's result, waiting up to [`STOP_WAIT`]: asks how a cancelled
+/// statement ended.
+fn stop_probe() -> PageRequest {
+    PageRequest {
+        offset: 0,
+        limit: Some(1),
+        wait: Some(STOP_WAIT),
+    }
+}
+
+/// How long a cancelled statement is given to stop before its state is reported.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// A fresh id for a statement this server starts, so it can be cancelled before it answers.
+fn request_id() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    format!(
+        "mcp-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+fn cancelled_by_client() -> ErrorData {
+    ErrorData::internal_error("cancelled by the client", None)
+}
+
+/// Runs `call` unless the MCP client cancels the request first (dropping it).
+async fn unless_cancelled(
+    cancelled: &CancellationToken,
+    call: impl Future<Output = Result<CallToolResult, ErrorData>>,
+) -> Result<CallToolResult, ErrorData> {
+    tokio::select! {
+        result = call => result,
+        () = cancelled.cancelled() => Err(cancelled_by_client()),
     }
 }
 
@@ -231,11 +455,8 @@ impl ServerHandler for SnowflakedMcp {
             ));
         };
         let arguments = request.arguments.unwrap_or_default();
-        // A cancelled request drops the daemon call, whose closed connection cancels the
-        // statement in Snowflake.
-        tokio::select! {
-            result = self.dispatch(kind, arguments) => result.map(CallToolResponse::from),
-            () = context.ct.cancelled() => Err(ErrorData::internal_error("cancelled by the client", None)),
-        }
+        self.dispatch(kind, arguments, &context.ct)
+            .await
+            .map(CallToolResponse::from)
     }
 }

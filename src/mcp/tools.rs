@@ -1,16 +1,22 @@
 //! The MCP tools: their names, arguments (with JSON schemas generated from these types, so
 //! schema and parser cannot drift apart), descriptions written for a model, and annotations.
 //!
-//! Adding a tool is three edits here — a [`ToolKind`] variant, its entry in [`definitions`],
-//! its arguments type — and one arm in `server::SnowflakedMcp::dispatch`. Reserved for the
-//! issues being built next to this one: catalog tools (`describe`, `tables`, `columns`, on top
-//! of the catalog commands) and long-statement tools (`result`, `queries`, `cancel`, on top of
-//! the daemon's statement ids; a `query` that outlives a bounded wait would then return its id
-//! and state instead of blocking), and `params` (binds) on `query`/`execute`.
+//! Adding a tool is three edits here — a [`ToolKind`] variant, its entry in [`definition`],
+//! its arguments type — and one arm in `server::SnowflakedMcp::dispatch`.
+//!
+//! `query` and `execute` wait a bounded time ([`DEFAULT_WAIT_S`] unless the call says
+//! otherwise, well under the 60 s many MCP clients give a tool call): a statement that
+//! outlives it goes on in the daemon, and the answer is its id and state, for `result`,
+//! `queries` and `cancel`.
 
 use rmcp::model::{Tool, ToolAnnotations};
 use rmcp::schemars::{self, JsonSchema};
 use serde::{Deserialize, Serialize};
+
+/// How long `query`, `execute` and `result` wait for a statement when the call names no
+/// `wait_s`: well under the 60 s request timeout of common MCP clients, so the answer (rows,
+/// or the id of a statement still running) always arrives.
+pub const DEFAULT_WAIT_S: u64 = 45;
 
 /// Every tool this server can offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +25,12 @@ pub enum ToolKind {
     Execute,
     Use,
     Context,
+    Describe,
+    Tables,
+    Columns,
+    Result,
+    Queries,
+    Cancel,
 }
 
 impl ToolKind {
@@ -28,6 +40,12 @@ impl ToolKind {
             ToolKind::Execute => "execute",
             ToolKind::Use => "use",
             ToolKind::Context => "context",
+            ToolKind::Describe => "describe",
+            ToolKind::Tables => "tables",
+            ToolKind::Columns => "columns",
+            ToolKind::Result => "result",
+            ToolKind::Queries => "queries",
+            ToolKind::Cancel => "cancel",
         }
     }
 
@@ -39,7 +57,17 @@ impl ToolKind {
 
 /// The tools offered, in the order they are listed.
 pub fn offered(allow_writes: bool) -> Vec<ToolKind> {
-    let mut tools = vec![ToolKind::Query, ToolKind::Use, ToolKind::Context];
+    let mut tools = vec![
+        ToolKind::Query,
+        ToolKind::Use,
+        ToolKind::Context,
+        ToolKind::Describe,
+        ToolKind::Tables,
+        ToolKind::Columns,
+        ToolKind::Result,
+        ToolKind::Queries,
+        ToolKind::Cancel,
+    ];
     if allow_writes {
         tools.insert(1, ToolKind::Execute);
     }
@@ -51,62 +79,121 @@ pub fn definitions(allow_writes: bool) -> Vec<Tool> {
     offered(allow_writes).into_iter().map(definition).collect()
 }
 
+/// What a tool may do, as MCP's annotations say it.
+#[derive(Clone, Copy)]
+struct Hints {
+    read_only: bool,
+    destructive: bool,
+    idempotent: bool,
+}
+
+/// Reads only: nothing changes, calling twice is calling once.
+const READS: Hints = Hints {
+    read_only: true,
+    destructive: false,
+    idempotent: true,
+};
+
+fn tool<Args: JsonSchema + 'static, Output: JsonSchema + 'static>(
+    kind: ToolKind,
+    title: &str,
+    description: &str,
+    hints: Hints,
+) -> Tool {
+    Tool::new(
+        kind.name(),
+        description.to_string(),
+        rmcp::model::JsonObject::new(),
+    )
+    .with_title(title)
+    .with_input_schema::<Args>()
+    .with_output_schema::<Output>()
+    .with_annotations(
+        ToolAnnotations::new()
+            .open_world(false)
+            .read_only(hints.read_only)
+            .destructive(hints.destructive)
+            .idempotent(hints.idempotent),
+    )
+}
+
 fn definition(kind: ToolKind) -> Tool {
-    let annotations = ToolAnnotations::new().open_world(false);
     match kind {
-        ToolKind::Query => Tool::new(
-            kind.name(),
+        ToolKind::Query => tool::<QueryArgs, QueryOutput>(
+            kind,
+            "Run a read-only SQL query on Snowflake",
             QUERY_DESCRIPTION,
-            rmcp::model::JsonObject::new(),
-        )
-        .with_title("Run a read-only SQL query on Snowflake")
-        .with_input_schema::<QueryArgs>()
-        .with_output_schema::<QueryOutput>()
-        .with_annotations(
-            annotations
-                .read_only(true)
-                .destructive(false)
-                .idempotent(true),
+            READS,
         ),
-        ToolKind::Execute => Tool::new(
-            kind.name(),
+        ToolKind::Execute => tool::<QueryArgs, QueryOutput>(
+            kind,
+            "Run SQL that changes Snowflake data, in one transaction",
             EXECUTE_DESCRIPTION,
-            rmcp::model::JsonObject::new(),
-        )
-        .with_title("Run SQL that changes Snowflake data, in one transaction")
-        .with_input_schema::<QueryArgs>()
-        .with_output_schema::<QueryOutput>()
-        .with_annotations(
-            annotations
-                .read_only(false)
-                .destructive(true)
-                .idempotent(false),
+            Hints {
+                read_only: false,
+                destructive: true,
+                idempotent: false,
+            },
         ),
-        ToolKind::Use => Tool::new(kind.name(), USE_DESCRIPTION, rmcp::model::JsonObject::new())
-            .with_title("Set the database, schema, warehouse, role or query tag")
-            .with_input_schema::<UseArgs>()
-            .with_output_schema::<ContextOutput>()
-            // It changes only this client's own context, never data: not destructive, and
-            // setting the same value twice is the same as once.
-            .with_annotations(
-                annotations
-                    .read_only(false)
-                    .destructive(false)
-                    .idempotent(true),
-            ),
-        ToolKind::Context => Tool::new(
-            kind.name(),
+        // It changes only this client's own context, never data: not destructive, and
+        // setting the same value twice is the same as once.
+        ToolKind::Use => tool::<UseArgs, ContextOutput>(
+            kind,
+            "Set the database, schema, warehouse, role or query tag",
+            USE_DESCRIPTION,
+            Hints {
+                read_only: false,
+                destructive: false,
+                idempotent: true,
+            },
+        ),
+        ToolKind::Context => tool::<ContextArgs, ContextOutput>(
+            kind,
+            "Show the current database, schema, warehouse and role",
             CONTEXT_DESCRIPTION,
-            rmcp::model::JsonObject::new(),
-        )
-        .with_title("Show the current database, schema, warehouse and role")
-        .with_input_schema::<ContextArgs>()
-        .with_output_schema::<ContextOutput>()
-        .with_annotations(
-            annotations
-                .read_only(true)
-                .destructive(false)
-                .idempotent(true),
+            READS,
+        ),
+        ToolKind::Describe => tool::<DescribeArgs, DescribeOutput>(
+            kind,
+            "Show a table's or view's columns (and a few rows)",
+            DESCRIBE_DESCRIPTION,
+            READS,
+        ),
+        ToolKind::Tables => tool::<TablesArgs, QueryOutput>(
+            kind,
+            "List tables and views matching a pattern",
+            TABLES_DESCRIPTION,
+            READS,
+        ),
+        ToolKind::Columns => tool::<ColumnsArgs, QueryOutput>(
+            kind,
+            "Find columns by name across a database",
+            COLUMNS_DESCRIPTION,
+            READS,
+        ),
+        ToolKind::Result => tool::<ResultArgs, QueryOutput>(
+            kind,
+            "Get a long statement's result, or a further page of one",
+            RESULT_DESCRIPTION,
+            READS,
+        ),
+        ToolKind::Queries => tool::<QueriesArgs, QueriesOutput>(
+            kind,
+            "List this conversation's running and recent statements",
+            QUERIES_DESCRIPTION,
+            READS,
+        ),
+        // Stopping a statement loses no data (a cancelled write is rolled back), and cancelling
+        // twice is cancelling once.
+        ToolKind::Cancel => tool::<CancelArgs, CancelOutput>(
+            kind,
+            "Cancel a running statement",
+            CANCEL_DESCRIPTION,
+            Hints {
+                read_only: false,
+                destructive: false,
+                idempotent: true,
+            },
         ),
     }
 }
@@ -114,16 +201,24 @@ fn definition(kind: ToolKind) -> Tool {
 const QUERY_DESCRIPTION: &str = "Run read-only SQL on Snowflake (SELECT, SHOW, DESCRIBE, EXPLAIN, WITH … SELECT) \
 and get the result as a markdown table (or JSON). Statements that could change data are refused \
 before they reach Snowflake. Unqualified names resolve against the current context (see the \
-`context` and `use` tools); it persists between calls. Results are capped: at most `max_rows` \
-rows (default 100) and `max_chars` characters (default 20000); the answer says when rows were \
-cut, so aggregate, filter or add LIMIT rather than raising the caps. Several statements may be \
-separated by `;`; the last one's result is returned.";
+`context` and `use` tools); it persists between calls. Put values into the SQL as bind \
+parameters, never by pasting them in: `?` placeholders with `params` an array, or `:name` with \
+`params` an object (one statement per call then). Results are capped: at most `max_rows` rows (default 100) and `max_chars` \
+characters (default 20000); the answer says when rows were cut, so aggregate, filter or add \
+LIMIT rather than raising the caps. Several statements may be separated by `;`; the last one's \
+result is returned. Long statements: the call waits at most `wait_s` seconds (default 45); if \
+the statement is still running then, the answer is its `id` and state `running` — it goes on \
+in snowflaked: call `result` with the id to wait for and read its rows, or `cancel` to stop \
+it. If this MCP client goes away, statements it left running are cancelled.";
 
 const EXECUTE_DESCRIPTION: &str = "Run SQL that changes Snowflake data or objects (INSERT, UPDATE, DELETE, MERGE, \
 CREATE, ALTER, DROP, …). DESTRUCTIVE: changes are real and visible to everyone. All statements \
 of one call (separated by `;`) run in a single transaction: if any fails, every one of them is \
-rolled back and nothing is changed. Use `query` for reads. Returns the last statement's result \
-(e.g. the number of rows affected) within the same caps as `query`.";
+rolled back and nothing is changed. Pass values as bind parameters (`params`, as for `query`). \
+Use `query` for reads. Returns the last statement's result (e.g. the number of rows affected) \
+within the same caps as `query`. Like `query`, it waits at most `wait_s` seconds (default 45) \
+and then answers the statement's `id` and state `running` while it goes on: call `result` \
+with the id to learn whether it committed, or `cancel` to stop and roll it back.";
 
 const USE_DESCRIPTION: &str = "Change this conversation's Snowflake context: database, schema, warehouse, role \
 and/or query tag (give only the ones to change). Like USE DATABASE/SCHEMA/WAREHOUSE/ROLE, but \
@@ -134,6 +229,36 @@ given as DB.SCHEMA. Returns the resulting context.";
 const CONTEXT_DESCRIPTION: &str = "Show this conversation's current Snowflake context: database, schema, warehouse, \
 role, query tag, and whether a transaction is open. Call it to learn where unqualified table \
 names resolve before writing SQL.";
+
+const DESCRIBE_DESCRIPTION: &str = "Show the columns of one table or view (name, type, nullable, default, comment) and, \
+with `sample`, its first few rows. `name` is NAME, SCHEMA.NAME or DB.SCHEMA.NAME, resolved \
+against the current context; unquoted parts are upper-cased, \"Quoted\" parts keep their case. \
+Call it before writing a query against a table whose columns you do not know.";
+
+const TABLES_DESCRIPTION: &str = "List tables and views (schema, name, kind, rows, bytes, comment) whose names match \
+`pattern`, a case-insensitive LIKE pattern (`%` any text, `_` one character; without `%` it \
+matches names containing it; absent: all). Looks in the current schema, or in `in`: DB (every \
+schema) or DB.SCHEMA. When the list is cut by `max_rows` the answer says how many there are; \
+narrow the pattern rather than raising the cap.";
+
+const COLUMNS_DESCRIPTION: &str = "Find columns whose names match `pattern` (a case-insensitive LIKE pattern, as for \
+`tables`) across every schema of the current database, or in `in`: DB or DB.SCHEMA. Answers \
+schema, table, column, type and nullable for each, e.g. to learn which tables hold a \
+CUSTOMER_ID. When the list is cut by `max_rows` the answer says how many there are.";
+
+const RESULT_DESCRIPTION: &str = "Get the result of a statement by its `id` (what `query`, `execute` or `queries` \
+answered): waits at most `wait_s` seconds (default 45) for one still running and then answers \
+its state again, so call it repeatedly for a long statement. Also pages through any result \
+without running the statement again: `offset` skips rows, `max_rows` rows per page (default \
+100). A statement that failed or was cancelled answers its error.";
+
+const QUERIES_DESCRIPTION: &str = "List this conversation's statements that are running or whose results snowflaked \
+still holds (`all`: older ones too): id, state (running, succeeded, failed, cancelled), start \
+time, elapsed time, rows and the first line of the SQL. Use the id with `result` or `cancel`.";
+
+const CANCEL_DESCRIPTION: &str = "Cancel one of this conversation's running statements by its `id` (from `query`, \
+`execute` or `queries`). Snowflake stops it; a cancelled `execute` is rolled back. Answers the \
+statement's state after the cancel (cancelled, or succeeded if it finished first).";
 
 /// Output format of a result.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -155,6 +280,13 @@ pub enum ResultFormat {
 pub struct QueryArgs {
     /// The SQL to run. Several statements may be separated by `;`.
     pub sql: String,
+    /// Bind parameters: an array for `?` placeholders (in order) or an object for `:name`
+    /// ones. Strings bind as text, integers as int, other numbers as float, booleans as bool,
+    /// null as NULL; any other type as {"type": "date", "value": "2024-01-31"} (types: text,
+    /// int, number, float, bool, date, time, timestamp, timestamp_ltz, timestamp_tz, binary).
+    #[serde(default)]
+    #[schemars(schema_with = "params_schema")]
+    pub params: Option<serde_json::Value>,
     /// Return at most this many rows (0 = all rows; default 100).
     #[serde(default)]
     #[schemars(range(min = 0))]
@@ -171,6 +303,25 @@ pub struct QueryArgs {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub timeout_s: Option<u64>,
+    /// Wait at most this many seconds for the result (default 45; 0 = start it and answer at
+    /// once). A statement still running then goes on: the answer is its id, for `result`.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 3600))]
+    pub wait_s: Option<u64>,
+}
+
+/// `params`: an array or an object of JSON values (each as the daemon's API takes it).
+fn params_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let any = serde_json::json!({"anyOf": [
+        {"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"},
+        {"type": "object", "properties": {"type": {"type": "string"}, "value": {}}, "required": ["type", "value"]}
+    ]});
+    schemars::json_schema!({
+        "anyOf": [
+            {"type": "array", "items": any},
+            {"type": "object", "additionalProperties": any}
+        ]
+    })
 }
 
 /// Arguments of `use`: the parts of the context to change; at least one.
@@ -218,6 +369,132 @@ impl UseArgs {
 #[serde(deny_unknown_fields)]
 pub struct ContextArgs {}
 
+/// Arguments of `describe`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = portable)]
+pub struct DescribeArgs {
+    /// The table or view: NAME, SCHEMA.NAME or DB.SCHEMA.NAME.
+    pub name: String,
+    /// Also return this many of its rows (default 0: none).
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 1000))]
+    pub sample: Option<u64>,
+    /// Show at most this many columns (0 = all; default 100).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub max_rows: Option<u64>,
+    /// Character budget of the returned text (0 = no budget; default 20000).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub max_chars: Option<usize>,
+    /// `markdown` (default) or `json`.
+    #[serde(default)]
+    pub format: Option<ResultFormat>,
+}
+
+/// Arguments of `tables`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = portable)]
+pub struct TablesArgs {
+    /// Case-insensitive LIKE pattern for the names; without `%` it matches names containing
+    /// it (default: all).
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// Where to look: DB (every schema) or DB.SCHEMA (default: the current schema).
+    #[serde(default, rename = "in")]
+    pub within: Option<String>,
+    /// Show at most this many entries (0 = all; default 100).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub max_rows: Option<u64>,
+    /// Character budget of the returned text (0 = no budget; default 20000).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub max_chars: Option<usize>,
+    /// `markdown` (default) or `json`.
+    #[serde(default)]
+    pub format: Option<ResultFormat>,
+}
+
+/// Arguments of `columns`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = portable)]
+pub struct ColumnsArgs {
+    /// Case-insensitive LIKE pattern for column names; without `%` it matches names
+    /// containing it.
+    pub pattern: String,
+    /// Where to look: DB or DB.SCHEMA (default: every schema of the current database).
+    #[serde(default, rename = "in")]
+    pub within: Option<String>,
+    /// Show at most this many entries (0 = all; default 100).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub max_rows: Option<u64>,
+    /// Character budget of the returned text (0 = no budget; default 20000).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub max_chars: Option<usize>,
+    /// `markdown` (default) or `json`.
+    #[serde(default)]
+    pub format: Option<ResultFormat>,
+}
+
+/// Arguments of `result`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = portable)]
+pub struct ResultArgs {
+    /// The statement's id, as `query`, `execute` or `queries` answered it.
+    pub id: String,
+    /// Skip this many rows (default 0).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub offset: Option<u64>,
+    /// Return at most this many rows (0 = all rows; default 100).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub max_rows: Option<u64>,
+    /// Character budget of the returned text (0 = no budget; default 20000).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub max_chars: Option<usize>,
+    /// `markdown` (default) or `json`.
+    #[serde(default)]
+    pub format: Option<ResultFormat>,
+    /// Wait at most this many seconds for a statement still running (default 45; 0 = answer
+    /// its state at once).
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 3600))]
+    pub wait_s: Option<u64>,
+}
+
+/// Arguments of `queries`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = portable)]
+pub struct QueriesArgs {
+    /// Also list statements whose results snowflaked no longer holds (default false).
+    #[serde(default)]
+    pub all: Option<bool>,
+}
+
+/// Arguments of `cancel`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+#[serde(deny_unknown_fields)]
+pub struct CancelArgs {
+    /// The running statement's id.
+    pub id: String,
+}
+
 /// One result column.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
@@ -246,14 +523,21 @@ pub struct ContextFields {
     pub query_tag: Option<String>,
 }
 
-/// The structured result of `query` and `execute`: the rows that fit the budget and the
-/// facts about what was cut.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+/// The structured result of `query`, `execute`, `result`, `tables` and `columns`: the rows
+/// that fit the budget and the facts about what was cut — or, for a statement still running,
+/// its id and state with no rows.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
 #[schemars(transform = portable)]
 pub struct QueryOutput {
-    /// Snowflake's query id.
-    pub query_id: String,
+    /// `succeeded` (the rows are here) or `running` (call `result` with `id` later).
+    pub state: String,
+    /// snowflaked's id of the statement, for `result` and `cancel`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Snowflake's query id, once known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_id: Option<String>,
     pub columns: Vec<ColumnOutput>,
     /// The rows returned (as arrays of cells), at most `rows_shown` of them.
     pub rows: Vec<Vec<serde_json::Value>>,
@@ -261,11 +545,18 @@ pub struct QueryOutput {
     pub row_count: u64,
     /// Rows included here after the character budget.
     pub rows_shown: u64,
-    /// True when Snowflake had more rows than `max_rows` allowed.
+    /// True when more rows exist than `max_rows` allowed.
     pub truncated_by_max_rows: bool,
     /// True when rows were left out to stay within `max_chars`.
     pub truncated_by_max_chars: bool,
-    pub context: ContextFields,
+    /// The first row's position in the whole result (pages of `result`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// Rows (or entries, for `tables` and `columns`) in the whole result, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_rows: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<ContextFields>,
     /// True while this client holds an open transaction.
     pub in_transaction: bool,
     pub elapsed_ms: u64,
@@ -281,6 +572,62 @@ pub struct ContextOutput {
     pub context: ContextFields,
     /// True while this client holds an open transaction.
     pub in_transaction: bool,
+}
+
+/// The structured result of `describe`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+#[schemars(transform = portable)]
+pub struct DescribeOutput {
+    /// The name as given.
+    pub name: String,
+    /// One row per column: name, type, nullable, default, comment.
+    pub columns: QueryOutput,
+    /// The sample rows, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<QueryOutput>,
+}
+
+/// One statement as `queries` lists it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+#[schemars(transform = portable)]
+pub struct StatementOutput {
+    pub id: String,
+    /// `running`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_id: Option<String>,
+    /// RFC 3339, UTC.
+    pub started: String,
+    pub elapsed_ms: u64,
+    /// Rows of the whole result, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// The first line of the SQL.
+    pub sql: String,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The structured result of `queries`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+#[schemars(transform = portable)]
+pub struct QueriesOutput {
+    pub statements: Vec<StatementOutput>,
+}
+
+/// The structured result of `cancel`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+#[schemars(transform = portable)]
+pub struct CancelOutput {
+    pub id: String,
+    /// The state after the cancel: `cancelled`, `succeeded` or `failed` (it finished first),
+    /// or `running` (Snowflake has not stopped it yet).
+    pub state: String,
 }
 
 /// Makes a generated schema portable across MCP clients (what `mcp-inspector --cli --strict`
@@ -369,7 +716,13 @@ mod tests {
             .iter()
             .map(|t| t.name.to_string())
             .collect();
-        assert_eq!(names, ["query", "use", "context"]);
+        assert_eq!(
+            names,
+            [
+                "query", "use", "context", "describe", "tables", "columns", "result", "queries",
+                "cancel"
+            ]
+        );
     }
 
     #[test]
@@ -433,6 +786,45 @@ mod tests {
             let output = tool.output_schema.unwrap();
             check(&tool.name, &serde_json::Value::Object((*output).clone()));
         }
+    }
+
+    #[test]
+    fn params_are_an_array_or_an_object_and_waits_are_bounded() {
+        let query = definition(ToolKind::Query);
+        let params = &query.input_schema["properties"]["params"];
+        let shapes: Vec<_> = params["anyOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(shapes, ["array", "object"], "{params}");
+        assert!(params["description"].as_str().unwrap().contains(":name"));
+        assert_eq!(query.input_schema["properties"]["wait_s"]["maximum"], 3600);
+        let args: QueryArgs =
+            serde_json::from_value(serde_json::json!({"sql": "select ?", "params": [1]})).unwrap();
+        assert_eq!(args.params, Some(serde_json::json!([1])));
+        // Under common MCP clients' request timeout.
+        const { assert!(DEFAULT_WAIT_S < 60) };
+    }
+
+    #[test]
+    fn catalog_and_statement_tools_only_read_except_cancel() {
+        for kind in [
+            ToolKind::Describe,
+            ToolKind::Tables,
+            ToolKind::Columns,
+            ToolKind::Result,
+            ToolKind::Queries,
+        ] {
+            let a = definition(kind).annotations.unwrap();
+            assert_eq!(a.read_only_hint, Some(true), "{}", kind.name());
+        }
+        let cancel = definition(ToolKind::Cancel).annotations.unwrap();
+        assert_eq!(cancel.read_only_hint, Some(false));
+        assert_eq!(cancel.destructive_hint, Some(false));
+        let tables = definition(ToolKind::Tables);
+        assert!(tables.input_schema["properties"]["in"].is_object());
     }
 
     #[test]

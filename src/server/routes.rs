@@ -182,7 +182,7 @@ async fn route(
             Ok(waited_answer(state, &token, waited))
         }
         (Method::POST, ["v1", "queries", id, "cancel"]) => {
-            if state.runner.cancel(&token, id) {
+            if state.statements.cancel(&token, id) {
                 Ok(json(
                     StatusCode::OK,
                     &api::Ack {

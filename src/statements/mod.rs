@@ -284,6 +284,27 @@ impl Statements {
         id
     }
 
+    /// Cancels `token`'s running statement `id`; returns whether one was found. Another
+    /// token's statement is never touched (it is "not found" to this one).
+    pub fn cancel(&self, token: &str, id: &str) -> bool {
+        if self.runner.cancel(token, id) {
+            return true;
+        }
+        // A detached statement whose task has not reached the runner yet (the 202 of a zero
+        // wait can answer first): stopping its task drops it before or while it starts, which
+        // cancels it in Snowflake as a dropped statement does.
+        let entries = self.lock();
+        match entries.get(id) {
+            Some(entry)
+                if entry.token == token && entry.detached && entry.state == State::Running =>
+            {
+                entry.stop.cancel();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Rows in a page when the client names no limit (`None`: all).
     pub fn page_limit(&self, asked: Option<u64>) -> u64 {
         match asked.unwrap_or(self.default_max_rows) {
@@ -744,5 +765,53 @@ mod tests {
         assert_eq!(first_line("\n  SELECT 1\nFROM t"), "SELECT 1");
         assert_eq!(first_line(&"x".repeat(200)).chars().count(), 121);
         assert!(valid_id("q-0a1b") && !valid_id("a b") && !valid_id(""));
+    }
+
+    /// `query --detach` (or an MCP call with `wait_s: 0`) answers before the statement's task
+    /// has run; a cancel right after it must still find and stop it.
+    #[tokio::test(start_paused = true)]
+    async fn a_detached_statement_can_be_cancelled_before_it_has_started() {
+        use crate::snowflake::fake::FakeBackend;
+        let fake = FakeBackend::with_databases(&[]);
+        let pool = crate::pool::Pool::new(
+            Arc::new(fake.clone()),
+            crate::config::PoolSettings {
+                max_size: 1,
+                min_idle: 0,
+                checkout_timeout: Duration::from_secs(5),
+                heartbeat_interval: Duration::from_secs(300),
+                max_lifetime: Duration::from_secs(3000),
+                login_timeout: Duration::from_secs(10),
+            },
+        );
+        let runner = Arc::new(Runner::new(
+            pool,
+            Arc::new(crate::sessions::Registry::in_memory(Duration::ZERO)),
+            Arc::new(crate::metrics::Metrics::default()),
+            crate::config::QuerySettings::default(),
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let store = ResultStore::new(dir.path().join("r"), 1 << 20, Duration::from_secs(60));
+        let statements = Arc::new(Statements::new(runner, store, None, 100, 1000));
+        let input = QueryInput {
+            sql: "SELECT SYSTEM$WAIT(60)".into(),
+            ..QueryInput::default()
+        };
+        let id = statements.start_detached("t", input);
+        assert!(
+            !statements.cancel("other", &id),
+            "another token's statement"
+        );
+        assert!(statements.cancel("t", &id), "found before its task ran");
+        let waited = statements
+            .wait_page("t", &id, Duration::from_secs(30), 0, 10)
+            .await;
+        assert!(
+            matches!(
+                waited,
+                Err(StatementError::Failed(RunError::Cancelled { .. }))
+            ),
+            "{waited:?}"
+        );
     }
 }

@@ -74,11 +74,16 @@ async def list_tools(session):
     return tools
 
 
+READ_TOOLS = ["cancel", "columns", "context", "describe", "queries", "query", "result", "tables", "use"]
+
+
 async def read_only(db):
     """Every read-only tool, a SQL error, a refused write, and protocol errors."""
     async with server() as session:
         tools = await list_tools(session)
-        check(sorted(tools) == ["context", "query", "use"], "read-only tools", sorted(tools))
+        check(sorted(tools) == READ_TOOLS, "read-only tools", sorted(tools))
+        for name in ["describe", "tables", "columns", "result", "queries"]:
+            check(tools[name].annotations.read_only_hint is True, "reads only", name)
         check(tools["query"].annotations.read_only_hint is True, "query is read-only")
         check(tools["query"].input_schema["required"] == ["sql"], "sql is required")
 
@@ -119,6 +124,83 @@ async def read_only(db):
         # The server is still serving after all of that.
         await ok(session, "query", {"sql": "SELECT 1"})
 
+        await binds(session)
+        await catalog(session, db)
+        await long_statements(session)
+
+
+async def binds(session):
+    """`params`: positional for `?`, named for `:name`, typed values; a bad one is a tool error."""
+    positional = await ok(session, "query", {"sql": "SELECT ? AS A, ? AS B", "params": [41, "it's"]})
+    check(positional.structured_content["rows"] == [[41, "it's"]], "positional binds", positional.structured_content)
+    named = await ok(session, "query", {"sql": "SELECT :n + 1 AS N", "params": {"n": 6}})
+    check(named.structured_content["rows"] == [[7]], "named binds", named.structured_content)
+    typed = await ok(session, "query", {"sql": "SELECT ? AS D", "params": [{"type": "date", "value": "2024-01-31"}]})
+    check(typed.structured_content["rows"] == [["2024-01-31"]], "typed binds", typed.structured_content)
+    bad = await tool_error(session, "query", {"sql": "SELECT ?", "params": [{"type": "nosuch", "value": 1}]})
+    check("nosuch" in text(bad), "names the bad type", text(bad))
+
+
+async def catalog(session, db):
+    """`describe`, `tables` and `columns` on the table the test made (db.PUBLIC.ORDERS)."""
+    described = await ok(session, "describe", {"name": "orders", "sample": 2})
+    names = [row[0] for row in described.structured_content["columns"]["rows"]]
+    check(names == ["ID", "CUSTOMER_ID", "NOTE"], "the columns", described.structured_content)
+    check(len(described.structured_content["sample"]["rows"]) == 2, "two sample rows", described.structured_content)
+    check("sample rows of orders" in text(described), "the sample in the text", text(described))
+
+    tables = await ok(session, "tables", {"pattern": "ord"})
+    check([r[1] for r in tables.structured_content["rows"]] == ["ORDERS"], "tables by pattern", tables.structured_content)
+    elsewhere = await ok(session, "tables", {"pattern": "ord", "in": f"{db}.NO_SUCH_SCHEMA"})
+    check(elsewhere.structured_content["rows"] == [], "tables in another schema", elsewhere.structured_content)
+    # A pattern is a bound value: a quote in it is a character to match, not SQL.
+    quoted = await ok(session, "tables", {"pattern": "x' OR 'a'='a"})
+    check(quoted.structured_content["rows"] == [], "a pattern is not SQL", quoted.structured_content)
+
+    columns = await ok(session, "columns", {"pattern": "customer"})
+    found = [(r[1], r[2]) for r in columns.structured_content["rows"]]
+    check(found == [("ORDERS", "CUSTOMER_ID")], "columns by pattern", columns.structured_content)
+    cut = await ok(session, "columns", {"pattern": "%", "in": db, "max_rows": 1})
+    check(cut.structured_content["truncated_by_max_rows"], "a cut list", cut.structured_content)
+    check(cut.structured_content["total_rows"] == 3, "says how many there are", cut.structured_content)
+    check("showing 1 of 3 columns" in text(cut), "and says it in the text", text(cut))
+
+    bad = await tool_error(session, "describe", {"name": "t; DROP TABLE x"})
+    check("is not a name" in text(bad), "a bad name", text(bad))
+
+
+async def long_statements(session):
+    """A statement that outlives the wait answers its id; `queries`, `result` and `cancel` follow it."""
+    started = await ok(session, "query", {"sql": "SELECT SYSTEM$WAIT(2) AS W", "wait_s": 0})
+    facts = started.structured_content
+    check(facts["state"] == "running" and facts["id"], "still running, with its id", facts)
+    check("`result`" in text(started) and facts["id"] in text(started), "says how to go on", text(started))
+    statement = facts["id"]
+
+    listed = await ok(session, "queries", {})
+    states = {s["id"]: s["state"] for s in listed.structured_content["statements"]}
+    check(states.get(statement) == "running", "queries lists it as running", listed.structured_content)
+
+    done = await ok(session, "result", {"id": statement, "wait_s": 60})
+    check(done.structured_content["state"] == "succeeded", "result waits for it", done.structured_content)
+    check(len(done.structured_content["rows"]) == 1, "and returns its row", done.structured_content)
+
+    # Paging: rows past max_rows come from the daemon, without running the statement again.
+    sql = "SELECT seq4() AS N FROM TABLE(GENERATOR(ROWCOUNT => 250)) ORDER BY N"
+    first = await ok(session, "query", {"sql": sql, "max_rows": 100})
+    check(first.structured_content["truncated_by_max_rows"], "the first page is cut", first.structured_content)
+    check(f'"offset": 100' in text(first), "names the next page", text(first))
+    second = await ok(session, "result", {"id": first.structured_content["id"], "offset": 100, "max_rows": 100})
+    page = second.structured_content
+    check(page["offset"] == 100 and page["rows"][0] == [100] and len(page["rows"]) == 100, "the second page", page)
+
+    slow = await ok(session, "query", {"sql": "SELECT SYSTEM$WAIT(60)", "wait_s": 0})
+    cancelled = await ok(session, "cancel", {"id": slow.structured_content["id"]})
+    check(cancelled.structured_content["state"] == "cancelled", "cancel stops it", cancelled.structured_content)
+    gone = await tool_error(session, "result", {"id": slow.structured_content["id"], "wait_s": 0})
+    check("cancel" in text(gone), "its result says it was cancelled", text(gone))
+    await tool_error(session, "cancel", {"id": "no-such-statement"})
+
 
 async def writes(db):
     """`execute` with --allow-writes: one transaction per call."""
@@ -129,11 +211,12 @@ async def writes(db):
         check(hints.destructive_hint is True and hints.read_only_hint is False, "destructive", hints)
 
         table = f"{db}.PUBLIC.T"
-        await ok(session, "execute", {"sql": f"CREATE TABLE {table} (n INT); INSERT INTO {table} VALUES (1), (2)"})
+        await ok(session, "execute", {"sql": f"CREATE TABLE {table} (n INT)"})
+        await ok(session, "execute", {"sql": f"INSERT INTO {table} VALUES (?), (?)", "params": [1, 2]})
         # A failing statement rolls back the whole call, including the insert before it.
         await tool_error(session, "execute", {"sql": f"INSERT INTO {table} VALUES (3); SELECT * FROM NO_SUCH_TABLE"})
-        count = await ok(session, "query", {"sql": f"SELECT COUNT(*) FROM {table}"})
-        check(count.structured_content["rows"] == [[2]], "the failed call changed nothing", count.structured_content)
+        count = await ok(session, "query", {"sql": f"SELECT COUNT(*), SUM(n) FROM {table}"})
+        check(count.structured_content["rows"] == [[2, 3]], "the failed call changed nothing", count.structured_content)
         # Reads still go through the read-only tool only.
         await tool_error(session, "query", {"sql": f"DELETE FROM {table}"})
 
@@ -153,6 +236,16 @@ async def concurrent(db_a, db_b):
         check(seen == expected, "each client sees only its own database", seen)
         context_b = await ok(b, "context", {})
         check(context_b.structured_content["context"]["database"] == db_b, "b's context", context_b.structured_content)
+
+        # Statements are private too: b neither sees nor reads nor cancels a's.
+        started = await ok(a, "query", {"sql": "SELECT SYSTEM$WAIT(1) AS W", "wait_s": 0})
+        statement = started.structured_content["id"]
+        listed = await ok(b, "queries", {"all": True})
+        check(all(s["id"] != statement for s in listed.structured_content["statements"]), "b's list", listed.structured_content)
+        await tool_error(b, "result", {"id": statement, "wait_s": 0})
+        await tool_error(b, "cancel", {"id": statement})
+        done = await ok(a, "result", {"id": statement, "wait_s": 60})
+        check(done.structured_content["state"] == "succeeded", "a's statement ran on", done.structured_content)
 
 
 async def idle(db):
