@@ -13,7 +13,7 @@
 //! Everything is loopback; every process started here is ended by its pid, also on panic.
 //! The report ends with one line of JSON for machines.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../../tests/it/support/mod.rs"]
 mod support;
 
 use std::io::{Read, Write};

@@ -2,12 +2,11 @@
 //! clients racing start one daemon, which idles out like an activated one), the message when
 //! the daemon cannot be reached, exit codes, and tokens over TCP.
 
-mod support;
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::{Home, binary, emulator, http, json, stderr, stdout};
+use crate::support::{Home, binary, emulator, http, json, stderr, stdout};
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -2,27 +2,22 @@
 //! Snowflake emulator, and sockets handed over through `LISTEN_FDS` exactly as systemd does
 //! (by our activator, and by `systemd-socket-activate` itself).
 
-mod support;
+use crate::support;
 
-// A crate root resolves `mod pool;` next to itself (tests/pool.rs, which cargo would build as a
-// test binary of its own); this binary's modules live under tests/e2e/ instead.
 /// The pool and runner under agents' behaviour and backend faults (issue 9).
-#[path = "e2e/pool.rs"]
 mod pool;
 
 /// Bind parameters, query tags and catalog commands (issue 12, items 10–12).
-#[path = "e2e/agents/mod.rs"]
 mod agents;
 
 /// Statements by id: bounded waits, paging, held and re-fetched results (issue 10).
-#[path = "e2e/results.rs"]
 mod results;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::activator::{Activator, Event};
-use support::{Home, binary, emulator, http, json, stderr, stdout, unique_db};
+use crate::support::activator::{Activator, Event};
+use crate::support::{Home, binary, emulator, http, json, stderr, stdout, unique_db};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -190,7 +185,7 @@ fn no_request_is_lost_across_many_idle_exit_cycles() {
                     events
                         .iter()
                         .filter(|e| match e {
-                            Event::Started(_) => started,
+                            Event::Started => started,
                             Event::Exited(..) => !started,
                             Event::Notify(_) => false,
                         })

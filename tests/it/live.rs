@@ -2,11 +2,10 @@
 //! environment (`SNOWFLAKED_LIVE=1` plus `SNOWFLAKE_ACCOUNT`, `SNOWFLAKE_USER` and a credential,
 //! optionally `SNOWFLAKE_WAREHOUSE`/`ROLE`). Without them it prints one line and passes.
 
-mod support;
 
 use std::process::Command;
 
-use support::{Home, binary, json, stderr};
+use crate::support::{Home, binary, json, stderr};
 
 /// The caller's Snowflake variables, or `None` (with the skip line printed).
 fn live_credentials() -> Option<Vec<(String, String)>> {

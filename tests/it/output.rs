@@ -3,10 +3,10 @@
 //! statement's result and its rows affected, TIMESTAMP_LTZ in the session's TIMEZONE, a
 //! deeply nested VARIANT, errors as JSON on stdout, and cuts announced on stderr.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
-use support::{Home, emulator, json, stderr, stdout, unique_db};
+use crate::support::{Home, emulator, json, stderr, stdout, unique_db};
 
 /// A daemon for a fresh home on the shared emulator.
 fn daemon() -> (Home, u16, support::activator::Activator) {

@@ -2,13 +2,12 @@
 //! simulated agent sessions separate contexts (tests/plugin/hooks_test.sh), and each command's
 //! shell line, run as the agent would run it, prints what the command promises.
 
-mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::activator::Activator;
-use support::{Home, binary, emulator, stderr, stdout, unique_db};
+use crate::support::activator::Activator;
+use crate::support::{Home, binary, emulator, stderr, stdout, unique_db};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -2,12 +2,11 @@
 //! disk though its context never changes, acknowledged changes survive SIGKILL, temp files
 //! left by a crash are removed, and the number of tokens is capped with a clear error.
 
-mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::activator::{Activator, Event};
-use support::{Home, emulator, http, json, stderr, unique_db};
+use crate::support::activator::{Activator, Event};
+use crate::support::{Home, emulator, http, json, stderr, unique_db};
 
 const WAIT: Duration = Duration::from_secs(60);
 const DAY: u64 = 24 * 3600;

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 /// Something the activator observed.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Started(u32),
+    Started,
     Notify(String),
-    Exited(u32, ExitStatus),
+    Exited(ExitStatus),
 }
 
 #[derive(Default)]
@@ -36,7 +36,6 @@ impl Shared {
 }
 
 pub struct Activator {
-    pub socket: PathBuf,
     notify_path: PathBuf,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
@@ -125,16 +124,15 @@ impl Activator {
                     }
                     let mut child = command.spawn().expect("start the daemon");
                     running_pid.store(child.id(), Ordering::SeqCst);
-                    shared.push(Event::Started(child.id()));
+                    shared.push(Event::Started);
                     let status = child.wait().expect("wait for the daemon");
                     running_pid.store(0, Ordering::SeqCst);
-                    shared.push(Event::Exited(child.id(), status));
+                    shared.push(Event::Exited(status));
                 }
             })
         };
 
         Self {
-            socket: socket.to_path_buf(),
             notify_path,
             shared,
             stop,
@@ -174,7 +172,7 @@ impl Activator {
     pub fn starts(&self) -> usize {
         self.events()
             .iter()
-            .filter(|e| matches!(e, Event::Started(_)))
+            .filter(|e| matches!(e, Event::Started))
             .count()
     }
 
@@ -182,7 +180,7 @@ impl Activator {
         self.events()
             .iter()
             .filter_map(|e| match e {
-                Event::Exited(_, s) => Some(*s),
+                Event::Exited(s) => Some(*s),
                 _ => None,
             })
             .collect()

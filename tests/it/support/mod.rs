@@ -5,8 +5,6 @@
 //!
 //! Nothing here sleeps to synchronise: every wait is on a real signal (a line printed, a
 //! notify datagram, a process exit, a socket answering) with a timeout.
-// Each test binary includes this module and uses a different part of it.
-#![allow(dead_code)]
 
 pub mod activator;
 pub mod emulator;
