@@ -4,7 +4,6 @@
 //! checks what only it can see (tokens ended, daemon restarts), and shows the driver's output
 //! when it fails.
 
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

@@ -5,8 +5,8 @@
 
 use crate::support;
 
-use serde_json::Value;
 use crate::support::{Home, emulator, json, stderr, stdout, unique_db};
+use serde_json::Value;
 
 /// A daemon for a fresh home on the shared emulator.
 fn daemon() -> (Home, u16, support::activator::Activator) {
@@ -25,8 +25,7 @@ fn table(home: &Home, port: u16, label: &str) -> String {
         format!("CREATE SCHEMA {db}.PUBLIC"),
         format!("CREATE TABLE {table} (n INT)"),
     ] {
-        let out = home.run(port, &["query", &sql]);
-        assert!(out.status.success(), "{sql}: {}", stderr(&out));
+        home.ok(port, &["query", &sql]);
     }
     table
 }
@@ -73,8 +72,7 @@ fn several_statements_show_every_result_with_rows_affected() {
     )));
     assert!(text.contains("| C |\n|---|\n| 1 |\n"), "{text}");
 
-    let csv = home.run(port, &["query", &delete, "--format", "csv"]);
-    assert!(csv.status.success());
+    let csv = home.ok(port, &["query", &delete, "--format", "csv"]);
     assert_eq!(stdout(&csv), "C\n1\n");
     assert!(
         stderr(&csv).contains("not printed: statement 1 (DELETE FROM"),
@@ -115,8 +113,7 @@ fn a_variant_nested_deeper_than_128_levels_arrives() {
     let (home, port, _daemon) = daemon();
     let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
     let sql = format!("SELECT PARSE_JSON('{deep}') AS v, 7 AS n, 'x' AS s");
-    let out = home.run(port, &["query", &sql, "--format", "ndjson"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = home.ok(port, &["query", &sql, "--format", "ndjson"]);
     assert_eq!(
         stdout(&out),
         format!("{{\"V\":{deep},\"N\":7,\"S\":\"x\"}}\n")
@@ -183,8 +180,7 @@ fn csv_and_ndjson_announce_a_cut_on_stderr() {
     let (home, port, _daemon) = daemon();
     let sql = "SELECT * FROM (VALUES (1), (2), (3)) AS v(n)";
     for format in ["csv", "ndjson"] {
-        let out = home.run(port, &["query", sql, "--format", format, "--max-rows", "2"]);
-        assert!(out.status.success());
+        let out = home.ok(port, &["query", sql, "--format", format, "--max-rows", "2"]);
         assert_eq!(
             stdout(&out).lines().count(),
             if format == "csv" { 3 } else { 2 }

@@ -2,12 +2,11 @@
 //! simulated agent sessions separate contexts (tests/plugin/hooks_test.sh), and each command's
 //! shell line, run as the agent would run it, prints what the command promises.
 
-
 use std::path::PathBuf;
 use std::process::Command;
 
 use crate::support::activator::Activator;
-use crate::support::{Home, binary, emulator, stderr, stdout, unique_db};
+use crate::support::{Home, assert_success, binary, emulator, stderr, stdout, unique_db};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -100,7 +99,7 @@ fn each_commands_shell_line_prints_what_it_promises() {
         format!("CREATE SCHEMA {db}.PUBLIC"),
         format!("CREATE TABLE {db}.PUBLIC.T (n INT)"),
     ] {
-        assert!(home.run(emulator.port, &["query", &sql]).status.success());
+        home.ok(emulator.port, &["query", &sql]);
     }
 
     let query = shell_line("query.md").replace(
@@ -108,7 +107,7 @@ fn each_commands_shell_line_prints_what_it_promises() {
         "SELECT 'it''s `uname`' AS quoted, 2 AS n",
     );
     let out = run_shell(&home, emulator.port, &query);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out, "the shell line");
     assert!(
         stdout(&out).starts_with("| QUOTED | N |\n|---|---|\n| it's `uname` | 2 |"),
         "a markdown table, SQL passed unchanged: {}",
@@ -131,7 +130,7 @@ fn each_commands_shell_line_prints_what_it_promises() {
 
     let use_line = shell_line("use.md").replace("<kind> <NAME>", &format!("database {db}"));
     let out = run_shell(&home, emulator.port, &use_line);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out, "the shell line");
     assert!(
         stdout(&out).contains(&format!("database   {db}")),
         "{}",
@@ -157,7 +156,7 @@ fn each_commands_shell_line_prints_what_it_promises() {
         &format!("INSERT INTO {db}.PUBLIC.T VALUES (1);\nINSERT INTO {db}.PUBLIC.T VALUES (2);"),
     );
     let out = run_shell(&home, emulator.port, &write);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out, "the shell line");
     let count = home.run(
         emulator.port,
         &[
@@ -225,17 +224,13 @@ fn the_catalog_commands_shell_lines_print_markdown() {
         format!("CREATE TABLE {db}.PUBLIC.ORDERS (id INT, who VARCHAR)"),
         format!("INSERT INTO {db}.PUBLIC.ORDERS VALUES (1, 'O''Hara')"),
     ] {
-        assert!(home.run(emulator.port, &["query", &sql]).status.success());
+        home.ok(emulator.port, &["query", &sql]);
     }
-    assert!(
-        home.run(emulator.port, &["use", "schema", &format!("{db}.PUBLIC")])
-            .status
-            .success()
-    );
+    home.ok(emulator.port, &["use", "schema", &format!("{db}.PUBLIC")]);
 
     let describe = shell_line("describe.md").replace("<NAME>", "orders");
     let out = run_shell(&home, emulator.port, &describe);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out, "the shell line");
     let text = stdout(&out);
     assert!(
         text.starts_with("| name | type | nullable | default | comment |"),
@@ -247,7 +242,7 @@ fn the_catalog_commands_shell_lines_print_markdown() {
         .replace("<PATTERN>", "ord")
         .replace("<DB.SCHEMA>", &format!("{db}.PUBLIC"));
     let out = run_shell(&home, emulator.port, &tables);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out, "the shell line");
     assert!(
         stdout(&out).contains("| PUBLIC | ORDERS | TABLE |"),
         "{}",

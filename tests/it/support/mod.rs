@@ -41,8 +41,9 @@ impl Home {
         self.path().join("run/api.sock")
     }
 
-    /// Environment for daemon and client processes: an isolated user pointing at `port`.
-    pub fn env(&self, port: u16) -> Vec<(String, String)> {
+    /// The isolated user without any Snowflake account: home, XDG and Snowflake directories
+    /// inside this home, and the daemon's socket. The live tier adds real credentials to it.
+    pub fn user_env(&self) -> Vec<(String, String)> {
         let p = |sub: &str| self.path().join(sub).display().to_string();
         vec![
             ("HOME".into(), p("")),
@@ -50,18 +51,30 @@ impl Home {
             ("XDG_STATE_HOME".into(), p("state")),
             ("XDG_CONFIG_HOME".into(), p("config")),
             ("SNOWFLAKE_HOME".into(), p("snowflake")),
-            ("SNOWFLAKE_ACCOUNT".into(), "test".into()),
-            ("SNOWFLAKE_USER".into(), "tester".into()),
-            ("SNOWFLAKE_PASSWORD".into(), "not-a-real-password".into()),
-            ("SNOWFLAKE_HOST".into(), "127.0.0.1".into()),
-            ("SNOWFLAKE_PORT".into(), port.to_string()),
-            ("SNOWFLAKE_PROTOCOL".into(), "http".into()),
             (
                 "SNOWFLAKED_SOCKET".into(),
                 self.socket().display().to_string(),
             ),
-            ("RUST_LOG".into(), "snowflaked=debug,info".into()),
         ]
+    }
+
+    /// Environment for daemon and client processes: the isolated user pointing at the
+    /// emulator on `port`, logging at debug level.
+    pub fn env(&self, port: u16) -> Vec<(String, String)> {
+        let mut env = self.user_env();
+        env.extend(
+            [
+                ("SNOWFLAKE_ACCOUNT", "test"),
+                ("SNOWFLAKE_USER", "tester"),
+                ("SNOWFLAKE_PASSWORD", "not-a-real-password"),
+                ("SNOWFLAKE_HOST", "127.0.0.1"),
+                ("SNOWFLAKE_PORT", &port.to_string()),
+                ("SNOWFLAKE_PROTOCOL", "http"),
+                ("RUST_LOG", "snowflaked=debug,info"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        env
     }
 
     /// A socket-activated daemon for this home (see [`activator::Activator`]), serving with
@@ -85,15 +98,26 @@ impl Home {
         self.command(port, args).output().expect("run snowflaked")
     }
 
+    /// Runs the client binary with this home's environment and asserts that it succeeded.
+    pub fn ok(&self, port: u16, args: &[&str]) -> Output {
+        let output = self.run(port, args);
+        assert_success(&output, &format!("snowflaked {args:?}"));
+        output
+    }
+
+    /// The client binary with this home's environment, not started yet.
     pub fn command(&self, port: u16, args: &[&str]) -> Command {
+        self.command_with(self.env(port), args)
+    }
+
+    /// The client binary with nothing of the caller's environment but `PATH` and `env`.
+    pub fn command_with(&self, env: Vec<(String, String)>, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
         command
             .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
-        for (k, v) in self.env(port) {
-            command.env(k, v);
-        }
-        command.args(args);
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env)
+            .args(args);
         command
     }
 }
@@ -108,15 +132,20 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Asserts success and parses stdout as JSON.
-pub fn json(output: &Output) -> serde_json::Value {
+/// Asserts that `what` exited 0, showing its exit code, stdout and stderr otherwise.
+pub fn assert_success(output: &Output, what: &str) {
     assert!(
         output.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
+        "{what}: exit {:?}\nstdout: {}\nstderr: {}",
         output.status.code(),
         stdout(output),
         stderr(output)
     );
+}
+
+/// Asserts success and parses stdout as JSON.
+pub fn json(output: &Output) -> serde_json::Value {
+    assert_success(output, "snowflaked");
     serde_json::from_str(stdout(output).trim())
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(output)))
 }
