@@ -345,7 +345,7 @@ fn another_user_can_mint_nothing_over_tcp_and_is_refused_on_the_unix_socket() {
         "no token was minted: {}",
         stdout(&out)
     );
-    let log = std::fs::read_to_string(home.daemon_log()).unwrap_or_default();
+    let log = home.read_daemon_log();
     assert!(
         log.contains("refused a connection from another user") && log.contains("65534"),
         "{log}"

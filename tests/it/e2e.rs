@@ -25,10 +25,6 @@ fn activator(home: &Home, port: u16, args: &[&str]) -> Activator {
     home.activate(port, args)
 }
 
-fn daemon_log(home: &Home) -> String {
-    std::fs::read_to_string(home.daemon_log()).unwrap_or_default()
-}
-
 /// A new database with one table `T (n INT)`, created through `token`; returns the table's
 /// qualified name.
 fn create_table(home: &Home, port: u16, token: &str, label: &str) -> String {
@@ -214,7 +210,7 @@ fn no_request_is_lost_across_many_idle_exit_cycles() {
         activator.exits().iter().all(|s| s.success()),
         "every exit was clean: {:?}\n{}",
         activator.exits(),
-        daemon_log(&home)
+        home.read_daemon_log()
     );
 }
 
@@ -356,7 +352,7 @@ fn a_dead_backend_is_a_clear_502_and_the_daemon_stays_up() {
     assert_eq!(health.status, 200);
     assert_eq!(activator.starts(), 1, "the daemon did not crash");
     assert!(
-        !daemon_log(&home).contains("not-a-real-password"),
+        !home.read_daemon_log().contains("not-a-real-password"),
         "no secret in the logs"
     );
 }
@@ -400,7 +396,7 @@ fn systemd_socket_activate_hands_over_the_socket() {
         command.env(&key, value);
         command.arg("-E").arg(key);
     }
-    let log = std::fs::File::create(home.path().join("daemon.log")).unwrap();
+    let log = std::fs::File::create(home.daemon_log()).unwrap();
     let mut activate = command
         .arg("--")
         .arg(binary())
@@ -434,7 +430,7 @@ fn systemd_socket_activate_hands_over_the_socket() {
     // SAFETY: SIGTERM to the process this test started.
     unsafe { libc::kill(activate.id() as i32, libc::SIGTERM) };
     let status = activate.wait().unwrap();
-    assert!(status.success(), "{status:?}: {}", daemon_log(&home));
+    assert!(status.success(), "{status:?}: {}", home.read_daemon_log());
 }
 
 #[test]
@@ -743,11 +739,7 @@ fn a_transaction_cut_off_by_a_daemon_stop_is_rolled_back_and_reported() {
         0,
         "the cut-off transaction was rolled back"
     );
-    assert!(
-        std::fs::read_to_string(home.path().join("daemon.log"))
-            .unwrap()
-            .contains("daemon stopping")
-    );
+    assert!(home.read_daemon_log().contains("daemon stopping"));
 }
 
 #[test]

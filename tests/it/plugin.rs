@@ -3,7 +3,6 @@
 //! shell line, run as the agent would run it, prints what the command promises.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use crate::support::activator::Activator;
 use crate::support::{Home, assert_success, binary, emulator, stderr, stdout, unique_db};
@@ -54,12 +53,9 @@ fn allowed_tools(command: &str) -> String {
 }
 
 fn run_shell(home: &Home, port: u16, script: &str) -> std::process::Output {
-    let mut command = Command::new("bash");
-    command.arg("-c").arg(script).env_clear();
-    for (k, v) in home.env(port) {
-        command.env(k, v);
-    }
-    command
+    home.program("bash", port)
+        .arg("-c")
+        .arg(script)
         .env("PATH", path_with_binary(home))
         .output()
         .unwrap()
@@ -171,12 +167,10 @@ fn each_commands_shell_line_prints_what_it_promises() {
     // Unreachable (and impossible to start: the socket's directory cannot be created): the
     // one line the commands promise is keyed to exit status 3.
     std::fs::write(home.path().join("not-a-dir"), "").unwrap();
-    let mut gone = Command::new("bash");
-    gone.arg("-c").arg(shell_line("status.md")).env_clear();
-    for (k, v) in home.env(emulator.port) {
-        gone.env(k, v);
-    }
-    gone.env("PATH", path_with_binary(&home))
+    let mut gone = home.program("bash", emulator.port);
+    gone.arg("-c")
+        .arg(shell_line("status.md"))
+        .env("PATH", path_with_binary(&home))
         .env("SNOWFLAKED_SOCKET", home.path().join("not-a-dir/api.sock"));
     let out = gone.output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
@@ -188,13 +182,10 @@ fn session_hooks_give_two_agent_sessions_separate_contexts() {
     let home = Home::new();
     let _daemon = daemon(&home, emulator.port);
     let script = repo().join("tests/plugin/hooks_test.sh");
-    let mut command = Command::new("bash");
-    command.arg(&script).arg(binary()).env_clear();
-    for (k, v) in home.env(emulator.port) {
-        command.env(k, v);
-    }
-    let out = command
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    let out = home
+        .program("bash", emulator.port)
+        .arg(&script)
+        .arg(binary())
         .env("TMPDIR", home.path())
         .output()
         .unwrap();

@@ -10,6 +10,7 @@ pub mod activator;
 pub mod emulator;
 pub mod http;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -112,14 +113,31 @@ impl Home {
 
     /// The client binary with nothing of the caller's environment but `PATH` and `env`.
     pub fn command_with(&self, env: Vec<(String, String)>, args: &[&str]) -> Command {
-        let mut command = Command::new(binary());
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(env)
-            .args(args);
+        let mut command = isolated(binary(), env);
+        command.args(args);
         command
     }
+
+    /// Another program (a shell line, a hook, an MCP client) as this home's user would run
+    /// it: nothing of the caller's environment but `PATH`, and [`Home::env`] for `port`.
+    pub fn program(&self, program: impl AsRef<OsStr>, port: u16) -> Command {
+        isolated(program, self.env(port))
+    }
+
+    /// What activated daemons of this home logged so far (empty before the first start).
+    pub fn read_daemon_log(&self) -> String {
+        std::fs::read_to_string(self.daemon_log()).unwrap_or_default()
+    }
+}
+
+/// `program` with nothing of the caller's environment but `PATH`, and `env`.
+fn isolated(program: impl AsRef<OsStr>, env: Vec<(String, String)>) -> Command {
+    let mut command = Command::new(program);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env);
+    command
 }
 
 /// stdout as text.
