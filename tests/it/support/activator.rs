@@ -14,11 +14,14 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Something the activator observed.
+/// Something the activator observed, in order.
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// A daemon was started on a pending connection.
     Started,
+    /// An sd_notify datagram (`READY=1`, `STATUS=…`, `STOPPING=1`).
     Notify(String),
+    /// The daemon exited with this status.
     Exited(ExitStatus),
 }
 

@@ -1,7 +1,9 @@
-//! Test support shared by the integration tests: the Snowflake emulator (our adapter over
-//! fakesnow), a socket activator that hands sockets to the real binary through `LISTEN_FDS`
-//! exactly as systemd does and collects its sd_notify messages, and small clients (the real
-//! `snowflaked` binary, and raw HTTP for malformed requests).
+//! The harness of the integration tests (`tests/it`) and of the benchmark (`benches/daemon`
+//! includes this directory as a module): a private home per test with the environment of an
+//! isolated user ([`Home`]), the client run with it ([`Home::run`], [`Home::ok`] when it must
+//! succeed), the Snowflake emulator (our adapter over fakesnow), a socket activator that hands
+//! sockets to the real binary through `LISTEN_FDS` exactly as systemd does and collects its
+//! sd_notify messages, and raw HTTP for requests the real client never sends.
 //!
 //! Nothing here sleeps to synchronise: every wait is on a real signal (a line printed, a
 //! notify datagram, a process exit, a socket answering) with a timeout.
