@@ -42,7 +42,7 @@ test-plugin:
 # `snowflaked mcp` through the pinned MCP Inspector's CLI (npm), as CI's second real MCP client.
 test-mcp-inspector:
 	SNOWFLAKED_TEST_MCP_INSPECTOR="$$(tests/mcp/install_inspector.sh $(INSPECTOR_PREFIX))" \
-	SNOWFLAKED_TEST_PYTHON=$(CURDIR)/$(VENV_PY) cargo test --locked --test mcp the_mcp_inspector_cli
+	SNOWFLAKED_TEST_PYTHON=$(CURDIR)/$(VENV_PY) cargo test --locked --test it mcp::the_mcp_inspector_cli
 
 lint:
 	cargo fmt --all -- --check

@@ -1,5 +1,5 @@
 """Drives `snowflaked mcp` over stdio with the official MCP Python SDK (`mcp`, pinned in
-tests/emulator/requirements-dev.txt), as a real MCP client would. Run by tests/mcp.rs, which
+tests/emulator/requirements-dev.txt), as a real MCP client would. Run by tests/it/mcp.rs, which
 provides the emulator, a socket-activated daemon and the environment; each scenario asserts
 and exits non-zero with the reason on stderr.
 

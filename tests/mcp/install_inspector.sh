@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # install_inspector.sh: installs the pinned MCP Inspector (`@modelcontextprotocol/inspector`),
-# whose CLI mode lists and calls `snowflaked mcp`'s tools in tests/mcp.rs, into an npm prefix of
+# whose CLI mode lists and calls `snowflaked mcp`'s tools in tests/it/mcp.rs, into an npm prefix of
 # its own; prints the path of the `mcp-inspector` binary. Same pattern as
 # tests/plugin/install_claude.sh, so CI can cache the prefix.
 # Usage: tests/mcp/install_inspector.sh [PREFIX]   (default PREFIX: /tmp/mcp-inspector-npm)

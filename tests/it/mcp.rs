@@ -4,15 +4,13 @@
 //! checks what only it can see (tokens ended, daemon restarts), and shows the driver's output
 //! when it fails.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use support::activator::Event;
-use support::{Home, binary, emulator, http, stderr, stdout, unique_db};
+use crate::support::activator::Event;
+use crate::support::{Home, binary, emulator, http, stderr, stdout, unique_db};
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -2,11 +2,7 @@
 //! environment (`SNOWFLAKED_LIVE=1` plus `SNOWFLAKE_ACCOUNT`, `SNOWFLAKE_USER` and a credential,
 //! optionally `SNOWFLAKE_WAREHOUSE`/`ROLE`). Without them it prints one line and passes.
 
-mod support;
-
-use std::process::Command;
-
-use support::{Home, binary, json, stderr};
+use crate::support::{Home, assert_success, json, stderr};
 
 /// The caller's Snowflake variables, or `None` (with the skip line printed).
 fn live_credentials() -> Option<Vec<(String, String)>> {
@@ -30,20 +26,10 @@ fn live_credentials() -> Option<Vec<(String, String)>> {
 }
 
 fn client(home: &Home, credentials: &[(String, String)], args: &[&str]) -> std::process::Output {
-    let p = |sub: &str| home.path().join(sub).display().to_string();
-    let mut command = Command::new(binary());
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", p(""))
-        .env("XDG_RUNTIME_DIR", p("run"))
-        .env("XDG_STATE_HOME", p("state"))
-        .env("XDG_CONFIG_HOME", p("config"))
-        .env("SNOWFLAKED_SOCKET", home.socket())
-        .env("SNOWFLAKED_IDLE_TIMEOUT", "20s")
-        .envs(credentials.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .args(args);
-    command.output().unwrap()
+    let mut env = home.user_env();
+    env.push(("SNOWFLAKED_IDLE_TIMEOUT".into(), "20s".into()));
+    env.extend(credentials.iter().cloned());
+    home.command_with(env, args).output().unwrap()
 }
 
 #[test]
@@ -70,7 +56,7 @@ fn live_round_trip_and_per_token_context() {
         &credentials,
         &["--session", "live-a", "use", "database", "SNOWFLAKE"],
     );
-    assert!(a.status.success(), "{}", stderr(&a));
+    assert_success(&a, "use database");
     let context_a = json(&client(
         &home,
         &credentials,

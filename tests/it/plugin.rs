@@ -2,13 +2,10 @@
 //! simulated agent sessions separate contexts (tests/plugin/hooks_test.sh), and each command's
 //! shell line, run as the agent would run it, prints what the command promises.
 
-mod support;
-
 use std::path::PathBuf;
-use std::process::Command;
 
-use support::activator::Activator;
-use support::{Home, binary, emulator, stderr, stdout, unique_db};
+use crate::support::activator::Activator;
+use crate::support::{Home, assert_success, binary, emulator, stderr, stdout, unique_db};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -56,12 +53,9 @@ fn allowed_tools(command: &str) -> String {
 }
 
 fn run_shell(home: &Home, port: u16, script: &str) -> std::process::Output {
-    let mut command = Command::new("bash");
-    command.arg("-c").arg(script).env_clear();
-    for (k, v) in home.env(port) {
-        command.env(k, v);
-    }
-    command
+    home.program("bash", port)
+        .arg("-c")
+        .arg(script)
         .env("PATH", path_with_binary(home))
         .output()
         .unwrap()
@@ -101,7 +95,7 @@ fn each_commands_shell_line_prints_what_it_promises() {
         format!("CREATE SCHEMA {db}.PUBLIC"),
         format!("CREATE TABLE {db}.PUBLIC.T (n INT)"),
     ] {
-        assert!(home.run(emulator.port, &["query", &sql]).status.success());
+        home.ok(emulator.port, &["query", &sql]);
     }
 
     let query = shell_line("query.md").replace(
@@ -109,7 +103,7 @@ fn each_commands_shell_line_prints_what_it_promises() {
         "SELECT 'it''s `uname`' AS quoted, 2 AS n",
     );
     let out = run_shell(&home, emulator.port, &query);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out, "the shell line");
     assert!(
         stdout(&out).starts_with("| QUOTED | N |\n|---|---|\n| it's `uname` | 2 |"),
         "a markdown table, SQL passed unchanged: {}",
@@ -132,7 +126,7 @@ fn each_commands_shell_line_prints_what_it_promises() {
 
     let use_line = shell_line("use.md").replace("<kind> <NAME>", &format!("database {db}"));
     let out = run_shell(&home, emulator.port, &use_line);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out, "the shell line");
     assert!(
         stdout(&out).contains(&format!("database   {db}")),
         "{}",
@@ -158,7 +152,7 @@ fn each_commands_shell_line_prints_what_it_promises() {
         &format!("INSERT INTO {db}.PUBLIC.T VALUES (1);\nINSERT INTO {db}.PUBLIC.T VALUES (2);"),
     );
     let out = run_shell(&home, emulator.port, &write);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out, "the shell line");
     let count = home.run(
         emulator.port,
         &[
@@ -173,12 +167,10 @@ fn each_commands_shell_line_prints_what_it_promises() {
     // Unreachable (and impossible to start: the socket's directory cannot be created): the
     // one line the commands promise is keyed to exit status 3.
     std::fs::write(home.path().join("not-a-dir"), "").unwrap();
-    let mut gone = Command::new("bash");
-    gone.arg("-c").arg(shell_line("status.md")).env_clear();
-    for (k, v) in home.env(emulator.port) {
-        gone.env(k, v);
-    }
-    gone.env("PATH", path_with_binary(&home))
+    let mut gone = home.program("bash", emulator.port);
+    gone.arg("-c")
+        .arg(shell_line("status.md"))
+        .env("PATH", path_with_binary(&home))
         .env("SNOWFLAKED_SOCKET", home.path().join("not-a-dir/api.sock"));
     let out = gone.output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
@@ -190,13 +182,10 @@ fn session_hooks_give_two_agent_sessions_separate_contexts() {
     let home = Home::new();
     let _daemon = daemon(&home, emulator.port);
     let script = repo().join("tests/plugin/hooks_test.sh");
-    let mut command = Command::new("bash");
-    command.arg(&script).arg(binary()).env_clear();
-    for (k, v) in home.env(emulator.port) {
-        command.env(k, v);
-    }
-    let out = command
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    let out = home
+        .program("bash", emulator.port)
+        .arg(&script)
+        .arg(binary())
         .env("TMPDIR", home.path())
         .output()
         .unwrap();
@@ -226,17 +215,13 @@ fn the_catalog_commands_shell_lines_print_markdown() {
         format!("CREATE TABLE {db}.PUBLIC.ORDERS (id INT, who VARCHAR)"),
         format!("INSERT INTO {db}.PUBLIC.ORDERS VALUES (1, 'O''Hara')"),
     ] {
-        assert!(home.run(emulator.port, &["query", &sql]).status.success());
+        home.ok(emulator.port, &["query", &sql]);
     }
-    assert!(
-        home.run(emulator.port, &["use", "schema", &format!("{db}.PUBLIC")])
-            .status
-            .success()
-    );
+    home.ok(emulator.port, &["use", "schema", &format!("{db}.PUBLIC")]);
 
     let describe = shell_line("describe.md").replace("<NAME>", "orders");
     let out = run_shell(&home, emulator.port, &describe);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out, "the shell line");
     let text = stdout(&out);
     assert!(
         text.starts_with("| name | type | nullable | default | comment |"),
@@ -248,7 +233,7 @@ fn the_catalog_commands_shell_lines_print_markdown() {
         .replace("<PATTERN>", "ord")
         .replace("<DB.SCHEMA>", &format!("{db}.PUBLIC"));
     let out = run_shell(&home, emulator.port, &tables);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out, "the shell line");
     assert!(
         stdout(&out).contains("| PUBLIC | ORDERS | TABLE |"),
         "{}",

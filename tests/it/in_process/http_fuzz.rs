@@ -8,7 +8,7 @@
 //! afterwards.
 //!
 //! A failure prints the minimal request; proptest keeps its seed in
-//! `tests/in_process/http_fuzz.proptest-regressions` so the next run replays it first.
+//! `tests/it/in_process/http_fuzz.proptest-regressions` so the next run replays it first.
 
 use std::io::{Read, Write};
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! `query --query-tag` tags one request's statements only.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use super::super::support::{Home, binary, emulator, json, stderr};
 
@@ -37,13 +37,9 @@ fn the_session_start_hook_tags_the_agent_sessions_statements() {
     let session_id = "0b7c9e6e-agent-session_1";
     let hook =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugin/hooks/session-start.sh");
-    let mut command = Command::new("sh");
-    command.arg(hook).env_clear();
-    for (k, v) in home.env(emulator.port) {
-        command.env(k, v);
-    }
+    let mut command = home.program("sh", emulator.port);
     command
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .arg(hook)
         .env("SNOWFLAKED_BIN", binary())
         .env("CLAUDE_ENV_FILE", &env_file)
         .env("CLAUDE_PLUGIN_DATA", home.path().join("plugin-data"))
@@ -93,11 +89,10 @@ fn a_query_tag_option_tags_that_request_only() {
     let emulator = emulator::shared();
     let home = Home::new();
     let _daemon = home.activate(emulator.port, &["--idle-timeout", "30m"]);
-    let out = home.run(
+    home.ok(
         emulator.port,
         &["--session", "tagged", "use", "query-tag", "mine"],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
 
     let once = format!("SELECT '{}' AS once", unique("once"));
     let hostile = r#"it's "quoted" \ and $$"#;

@@ -3,10 +3,10 @@
 //! statement's result and its rows affected, TIMESTAMP_LTZ in the session's TIMEZONE, a
 //! deeply nested VARIANT, errors as JSON on stdout, and cuts announced on stderr.
 
-mod support;
+use crate::support;
 
+use crate::support::{Home, emulator, json, stderr, stdout, unique_db};
 use serde_json::Value;
-use support::{Home, emulator, json, stderr, stdout, unique_db};
 
 /// A daemon for a fresh home on the shared emulator.
 fn daemon() -> (Home, u16, support::activator::Activator) {
@@ -25,8 +25,7 @@ fn table(home: &Home, port: u16, label: &str) -> String {
         format!("CREATE SCHEMA {db}.PUBLIC"),
         format!("CREATE TABLE {table} (n INT)"),
     ] {
-        let out = home.run(port, &["query", &sql]);
-        assert!(out.status.success(), "{sql}: {}", stderr(&out));
+        home.ok(port, &["query", &sql]);
     }
     table
 }
@@ -73,8 +72,7 @@ fn several_statements_show_every_result_with_rows_affected() {
     )));
     assert!(text.contains("| C |\n|---|\n| 1 |\n"), "{text}");
 
-    let csv = home.run(port, &["query", &delete, "--format", "csv"]);
-    assert!(csv.status.success());
+    let csv = home.ok(port, &["query", &delete, "--format", "csv"]);
     assert_eq!(stdout(&csv), "C\n1\n");
     assert!(
         stderr(&csv).contains("not printed: statement 1 (DELETE FROM"),
@@ -115,8 +113,7 @@ fn a_variant_nested_deeper_than_128_levels_arrives() {
     let (home, port, _daemon) = daemon();
     let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
     let sql = format!("SELECT PARSE_JSON('{deep}') AS v, 7 AS n, 'x' AS s");
-    let out = home.run(port, &["query", &sql, "--format", "ndjson"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = home.ok(port, &["query", &sql, "--format", "ndjson"]);
     assert_eq!(
         stdout(&out),
         format!("{{\"V\":{deep},\"N\":7,\"S\":\"x\"}}\n")
@@ -183,8 +180,7 @@ fn csv_and_ndjson_announce_a_cut_on_stderr() {
     let (home, port, _daemon) = daemon();
     let sql = "SELECT * FROM (VALUES (1), (2), (3)) AS v(n)";
     for format in ["csv", "ndjson"] {
-        let out = home.run(port, &["query", sql, "--format", format, "--max-rows", "2"]);
-        assert!(out.status.success());
+        let out = home.ok(port, &["query", sql, "--format", format, "--max-rows", "2"]);
         assert_eq!(
             stdout(&out).lines().count(),
             if format == "csv" { 3 } else { 2 }
@@ -268,4 +264,61 @@ fn one_wide_value_does_not_hide_the_table() {
         };
         assert!(text.contains(shown), "{format}\n{text}");
     }
+}
+
+/// The values themselves, type by type, against Snowflake's own Python connector on the same
+/// emulator as the oracle (tests/emulator/connector_oracle.py): NUMBER at the edges of i64 and
+/// with ten decimals, FLOAT edges (NaN, ±inf, 1e308), unicode, empty and NULL strings,
+/// BOOLEAN, DATE 0001 and 9999, TIME, TIMESTAMP_NTZ and _TZ, BINARY, VARIANT, and a
+/// thousand generated rows.
+#[test]
+fn values_equal_the_python_connectors() {
+    let (home, port, _daemon) = daemon();
+    let db = unique_db("oracle");
+    home.ok(port, &["query", &format!("CREATE DATABASE {db}")]);
+    home.ok(port, &["use", "database", &db]);
+    let statements = [
+        "SELECT 9223372036854775807::NUMBER(38,0) AS big, -9223372036854775807::NUMBER(38,0) AS small, 1.2345678901::NUMBER(20,10) AS dec, -0.5::NUMBER(3,1) AS neg, 0::NUMBER(10,2) AS zero",
+        "SELECT 1.5::FLOAT AS f, 'NaN'::FLOAT AS nan, 1e308::FLOAT AS huge, 'inf'::FLOAT AS inf, '-inf'::FLOAT AS ninf, -2.2250738585072014e-308::FLOAT AS tiny",
+        "SELECT 'héllo ✓ 日本 \u{1F600}' AS u, '' AS e, NULL::VARCHAR AS n, 'NULL' AS word, TRUE AS t, FALSE AS f, NULL::BOOLEAN AS nb",
+        "SELECT '0001-01-01'::DATE AS d1, '9999-12-31'::DATE AS d2, '12:34:56.789'::TIME AS t, '00:00:00'::TIME AS midnight",
+        "SELECT '2024-01-02 03:04:05.123456'::TIMESTAMP_NTZ AS ntz, '1970-01-01 00:00:00'::TIMESTAMP_NTZ AS epoch, '2024-01-02 03:04:05.123456 +05:30'::TIMESTAMP_TZ AS tz",
+        "SELECT TO_BINARY('deadbeef', 'HEX') AS b, PARSE_JSON('{\"a\":[1,2,{\"b\":null}],\"c\":\"x\"}') AS v, PARSE_JSON('[1.25, \"two\", true]') AS arr",
+        "SELECT SEQ4() AS n, SEQ4() * 1.5 AS x, 'row ' || SEQ4() AS s, SEQ4() % 7 = 0 AS sevens FROM TABLE(GENERATOR(ROWCOUNT => 1000))",
+    ];
+    let cases: Vec<Value> = statements
+        .iter()
+        .map(|sql| {
+            let answer =
+                json(&home.ok(port, &["query", sql, "--format", "json", "--max-rows", "0"]));
+            let columns: Vec<Value> = answer["columns"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{sql}: {answer}"))
+                .iter()
+                .map(|c| c["name"].clone())
+                .collect();
+            serde_json::json!({"sql": sql, "columns": columns, "rows": answer["rows"]})
+        })
+        .collect();
+    let file = home.path().join("oracle-cases.json");
+    std::fs::write(&file, serde_json::to_vec(&cases).unwrap()).unwrap();
+    let oracle = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/emulator/connector_oracle.py");
+    let out = std::process::Command::new(emulator::python())
+        .arg(&oracle)
+        .args(["--port", &port.to_string(), "--database", &db])
+        .arg(&file)
+        .output()
+        .expect("run the connector oracle");
+    assert!(
+        out.status.success(),
+        "snowflaked's values differ from the Python connector's:\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("0 mismatches") && !stdout(&out).contains("compared 0 values"),
+        "{}",
+        stdout(&out)
+    );
 }

@@ -14,12 +14,15 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Something the activator observed.
+/// Something the activator observed, in order.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Started(u32),
+    /// A daemon was started on a pending connection.
+    Started,
+    /// An sd_notify datagram (`READY=1`, `STATUS=…`, `STOPPING=1`).
     Notify(String),
-    Exited(u32, ExitStatus),
+    /// The daemon exited with this status.
+    Exited(ExitStatus),
 }
 
 #[derive(Default)]
@@ -36,7 +39,6 @@ impl Shared {
 }
 
 pub struct Activator {
-    pub socket: PathBuf,
     notify_path: PathBuf,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
@@ -125,16 +127,15 @@ impl Activator {
                     }
                     let mut child = command.spawn().expect("start the daemon");
                     running_pid.store(child.id(), Ordering::SeqCst);
-                    shared.push(Event::Started(child.id()));
+                    shared.push(Event::Started);
                     let status = child.wait().expect("wait for the daemon");
                     running_pid.store(0, Ordering::SeqCst);
-                    shared.push(Event::Exited(child.id(), status));
+                    shared.push(Event::Exited(status));
                 }
             })
         };
 
         Self {
-            socket: socket.to_path_buf(),
             notify_path,
             shared,
             stop,
@@ -174,7 +175,7 @@ impl Activator {
     pub fn starts(&self) -> usize {
         self.events()
             .iter()
-            .filter(|e| matches!(e, Event::Started(_)))
+            .filter(|e| matches!(e, Event::Started))
             .count()
     }
 
@@ -182,7 +183,7 @@ impl Activator {
         self.events()
             .iter()
             .filter_map(|e| match e {
-                Event::Exited(_, s) => Some(*s),
+                Event::Exited(s) => Some(*s),
                 _ => None,
             })
             .collect()

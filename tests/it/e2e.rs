@@ -2,36 +2,27 @@
 //! Snowflake emulator, and sockets handed over through `LISTEN_FDS` exactly as systemd does
 //! (by our activator, and by `systemd-socket-activate` itself).
 
-mod support;
+use crate::support;
 
-// A crate root resolves `mod pool;` next to itself (tests/pool.rs, which cargo would build as a
-// test binary of its own); this binary's modules live under tests/e2e/ instead.
 /// The pool and runner under agents' behaviour and backend faults (issue 9).
-#[path = "e2e/pool.rs"]
 mod pool;
 
 /// Bind parameters, query tags and catalog commands (issue 12, items 10–12).
-#[path = "e2e/agents/mod.rs"]
 mod agents;
 
 /// Statements by id: bounded waits, paging, held and re-fetched results (issue 10).
-#[path = "e2e/results.rs"]
 mod results;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::activator::{Activator, Event};
-use support::{Home, binary, emulator, http, json, stderr, stdout, unique_db};
+use crate::support::activator::{Activator, Event};
+use crate::support::{Home, binary, emulator, http, json, stderr, stdout, unique_db};
 
 const WAIT: Duration = Duration::from_secs(60);
 
 fn activator(home: &Home, port: u16, args: &[&str]) -> Activator {
     home.activate(port, args)
-}
-
-fn daemon_log(home: &Home) -> String {
-    std::fs::read_to_string(home.daemon_log()).unwrap_or_default()
 }
 
 /// A new database with one table `T (n INT)`, created through `token`; returns the table's
@@ -40,7 +31,7 @@ fn create_table(home: &Home, port: u16, token: &str, label: &str) -> String {
     let db = unique_db(label);
     create_db(home, port, token, &db);
     let table = format!("{db}.PUBLIC.T");
-    let out = home.run(
+    home.ok(
         port,
         &[
             "--session",
@@ -49,7 +40,6 @@ fn create_table(home: &Home, port: u16, token: &str, label: &str) -> String {
             &format!("CREATE TABLE {table} (n INT)"),
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
     table
 }
 
@@ -69,11 +59,10 @@ fn create_db(home: &Home, port: u16, token: &str, name: &str) {
         format!("CREATE DATABASE {name}"),
         format!("CREATE SCHEMA {name}.PUBLIC"),
     ] {
-        let out = home.run(
+        home.ok(
             port,
             &["--session", token, "query", &sql, "--format", "json"],
         );
-        assert!(out.status.success(), "{sql}: {}", stderr(&out));
     }
 }
 
@@ -100,8 +89,7 @@ fn a_query_round_trips_through_a_socket_activated_daemon() {
     assert!(result["query_id"].as_str().is_some_and(|q| !q.is_empty()));
     assert!(result["context"].is_object() && result["elapsed_ms"].is_number());
 
-    let table = home.run(emulator.port, &["query", "SELECT 'a|b' AS x"]);
-    assert!(table.status.success());
+    let table = home.ok(emulator.port, &["query", "SELECT 'a|b' AS x"]);
     assert!(
         stdout(&table).contains("a|b") && stdout(&table).contains("1 row"),
         "{}",
@@ -139,11 +127,7 @@ fn idle_exit_signals_stopping_and_the_next_connection_reactivates() {
     let emulator = emulator::shared();
     let home = Home::new();
     let activator = activator(&home, emulator.port, &["--idle-timeout", "300ms"]);
-    assert!(
-        home.run(emulator.port, &["query", "SELECT 1"])
-            .status
-            .success()
-    );
+    home.ok(emulator.port, &["query", "SELECT 1"]);
     activator.wait_for("the first idle exit", WAIT, |events| {
         events.iter().any(|e| matches!(e, Event::Exited(..)))
     });
@@ -165,11 +149,7 @@ fn idle_exit_signals_stopping_and_the_next_connection_reactivates() {
         "the status says why: {}",
         notes[stopping]
     );
-    assert!(
-        home.run(emulator.port, &["query", "SELECT 2"])
-            .status
-            .success()
-    );
+    home.ok(emulator.port, &["query", "SELECT 2"]);
     assert_eq!(activator.starts(), 2);
 }
 
@@ -190,7 +170,7 @@ fn no_request_is_lost_across_many_idle_exit_cycles() {
                     events
                         .iter()
                         .filter(|e| match e {
-                            Event::Started(_) => started,
+                            Event::Started => started,
                             Event::Exited(..) => !started,
                             Event::Notify(_) => false,
                         })
@@ -230,7 +210,7 @@ fn no_request_is_lost_across_many_idle_exit_cycles() {
         activator.exits().iter().all(|s| s.success()),
         "every exit was clean: {:?}\n{}",
         activator.exits(),
-        daemon_log(&home)
+        home.read_daemon_log()
     );
 }
 
@@ -239,11 +219,7 @@ fn sigterm_lets_a_running_query_finish_then_exits_cleanly() {
     let emulator = emulator::shared();
     let home = Home::new();
     let activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
-    assert!(
-        home.run(emulator.port, &["query", "SELECT 1"])
-            .status
-            .success()
-    );
+    home.ok(emulator.port, &["query", "SELECT 1"]);
     let pid = activator.running_pid().expect("daemon running");
     let slow = home
         .command(
@@ -376,7 +352,7 @@ fn a_dead_backend_is_a_clear_502_and_the_daemon_stays_up() {
     assert_eq!(health.status, 200);
     assert_eq!(activator.starts(), 1, "the daemon did not crash");
     assert!(
-        !daemon_log(&home).contains("not-a-real-password"),
+        !home.read_daemon_log().contains("not-a-real-password"),
         "no secret in the logs"
     );
 }
@@ -420,7 +396,7 @@ fn systemd_socket_activate_hands_over_the_socket() {
         command.env(&key, value);
         command.arg("-E").arg(key);
     }
-    let log = std::fs::File::create(home.path().join("daemon.log")).unwrap();
+    let log = std::fs::File::create(home.daemon_log()).unwrap();
     let mut activate = command
         .arg("--")
         .arg(binary())
@@ -454,7 +430,7 @@ fn systemd_socket_activate_hands_over_the_socket() {
     // SAFETY: SIGTERM to the process this test started.
     unsafe { libc::kill(activate.id() as i32, libc::SIGTERM) };
     let status = activate.wait().unwrap();
-    assert!(status.success(), "{status:?}: {}", daemon_log(&home));
+    assert!(status.success(), "{status:?}: {}", home.read_daemon_log());
 }
 
 #[test]
@@ -465,11 +441,10 @@ fn tokens_keep_separate_contexts_under_concurrency() {
     let dbs: Vec<String> = (0..4).map(|i| unique_db(&format!("iso{i}"))).collect();
     for (i, db) in dbs.iter().enumerate() {
         create_db(&home, emulator.port, &format!("tok{i}"), db);
-        let out = home.run(
+        home.ok(
             emulator.port,
             &["--session", &format!("tok{i}"), "use", "database", db],
         );
-        assert!(out.status.success(), "{}", stderr(&out));
     }
     // 4 tokens × 6 concurrent clients over a pool of 4 sessions: each must see its own database.
     let children: Vec<_> = (0..24)
@@ -515,13 +490,9 @@ fn contexts_survive_a_daemon_restart() {
     let activator = activator(&home, emulator.port, &["--idle-timeout", "200ms"]);
     let db = unique_db("persist");
     create_db(&home, emulator.port, "keeper", &db);
-    assert!(
-        home.run(
-            emulator.port,
-            &["--session", "keeper", "use", "database", &db]
-        )
-        .status
-        .success()
+    home.ok(
+        emulator.port,
+        &["--session", "keeper", "use", "database", &db],
     );
     activator.wait_for("the idle exit", WAIT, |events| {
         events.iter().any(|e| matches!(e, Event::Exited(..)))
@@ -556,11 +527,7 @@ fn an_expired_snowflake_session_is_replaced_transparently() {
     let _activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
     let db = unique_db("expiry");
     create_db(&home, emulator.port, "exp", &db);
-    assert!(
-        home.run(emulator.port, &["--session", "exp", "use", "database", &db])
-            .status
-            .success()
-    );
+    home.ok(emulator.port, &["--session", "exp", "use", "database", &db]);
     emulator.expire_sessions();
     let result = json(&home.run(
         emulator.port,
@@ -614,31 +581,19 @@ fn a_rolled_back_transaction_is_invisible_to_other_tokens() {
         "nothing of the failed transaction is visible"
     );
     // An explicit transaction pins the writer; another token does not see uncommitted rows.
-    assert!(
-        home.run(emulator.port, &["--session", "writer", "query", "BEGIN"])
-            .status
-            .success()
-    );
-    assert!(
-        home.run(
-            emulator.port,
-            &[
-                "--session",
-                "writer",
-                "query",
-                &format!("INSERT INTO {table} VALUES (7)")
-            ]
-        )
-        .status
-        .success()
+    home.ok(emulator.port, &["--session", "writer", "query", "BEGIN"]);
+    home.ok(
+        emulator.port,
+        &[
+            "--session",
+            "writer",
+            "query",
+            &format!("INSERT INTO {table} VALUES (7)"),
+        ],
     );
     let context = json(&home.run(emulator.port, &["--session", "writer", "context", "--json"]));
     assert_eq!(context["in_transaction"], true);
-    assert!(
-        home.run(emulator.port, &["--session", "writer", "query", "ROLLBACK"])
-            .status
-            .success()
-    );
+    home.ok(emulator.port, &["--session", "writer", "query", "ROLLBACK"]);
     assert_eq!(count_rows(&home, emulator.port, &table), 0);
 }
 
@@ -650,11 +605,7 @@ fn a_client_that_disconnects_mid_query_cancels_it_in_snowflake() {
     let emulator = &emulator::start(&[]);
     let home = Home::new();
     let _activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
-    assert!(
-        home.run(emulator.port, &["query", "SELECT 1"])
-            .status
-            .success()
-    );
+    home.ok(emulator.port, &["query", "SELECT 1"]);
     let cancelled_before = emulator.counter("cancelled");
     // Its own text: other tests' statements run on the shared emulator at the same time.
     let sql = format!(
@@ -678,11 +629,7 @@ fn a_client_that_disconnects_mid_query_cancels_it_in_snowflake() {
         e.counter("cancelled") > cancelled_before
     });
     // The daemon still serves.
-    assert!(
-        home.run(emulator.port, &["query", "SELECT 1"])
-            .status
-            .success()
-    );
+    home.ok(emulator.port, &["query", "SELECT 1"]);
 }
 
 #[test]
@@ -706,11 +653,10 @@ fn a_query_tag_belongs_to_its_token() {
     let emulator = emulator::shared();
     let home = Home::new();
     let _activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
-    let set = home.run(
+    home.ok(
         emulator.port,
         &["--session", "tagged", "use", "query-tag", "nightly-report"],
     );
-    assert!(set.status.success(), "{}", stderr(&set));
     let result = json(&home.run(
         emulator.port,
         &[
@@ -730,11 +676,10 @@ fn a_query_tag_belongs_to_its_token() {
             .is_none_or(|t| t.is_null()),
         "{other}"
     );
-    let cleared = home.run(
+    home.ok(
         emulator.port,
         &["--session", "tagged", "use", "query-tag", ""],
     );
-    assert!(cleared.status.success());
     let result = json(&home.run(
         emulator.port,
         &[
@@ -760,25 +705,17 @@ fn a_transaction_cut_off_by_a_daemon_stop_is_rolled_back_and_reported() {
     let home = Home::new();
     let activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
     let table = create_table(&home, emulator.port, "tx", "stoptx");
-    assert!(
-        home.run(emulator.port, &["--session", "tx", "query", "BEGIN"])
-            .status
-            .success()
+    home.ok(emulator.port, &["--session", "tx", "query", "BEGIN"]);
+    home.ok(
+        emulator.port,
+        &[
+            "--session",
+            "tx",
+            "query",
+            &format!("INSERT INTO {table} VALUES (1)"),
+        ],
     );
-    assert!(
-        home.run(
-            emulator.port,
-            &[
-                "--session",
-                "tx",
-                "query",
-                &format!("INSERT INTO {table} VALUES (1)")
-            ]
-        )
-        .status
-        .success()
-    );
-    assert!(home.run(emulator.port, &["stop"]).status.success());
+    home.ok(emulator.port, &["stop"]);
     activator.wait_for("the daemon's exit", WAIT, |events| {
         events.iter().any(|e| matches!(e, Event::Exited(..)))
     });
@@ -802,11 +739,7 @@ fn a_transaction_cut_off_by_a_daemon_stop_is_rolled_back_and_reported() {
         0,
         "the cut-off transaction was rolled back"
     );
-    assert!(
-        std::fs::read_to_string(home.path().join("daemon.log"))
-            .unwrap()
-            .contains("daemon stopping")
-    );
+    assert!(home.read_daemon_log().contains("daemon stopping"));
 }
 
 #[test]
@@ -816,11 +749,7 @@ fn read_only_refuses_writes_hidden_behind_a_carriage_return_or_in_a_system_funct
     let _activator = activator(&home, emulator.port, &["--idle-timeout", "30m"]);
     let table = create_table(&home, emulator.port, "writer", "readonly_cr");
     let insert = format!("INSERT INTO {table} VALUES (1), (2)");
-    assert!(
-        home.run(emulator.port, &["--session", "writer", "query", &insert])
-            .status
-            .success()
-    );
+    home.ok(emulator.port, &["--session", "writer", "query", &insert]);
     for sql in [
         format!("SELECT 1 AS one -- note\r; DELETE FROM {table}"),
         format!("SELECT 1 AS one // note\r; DELETE FROM {table}"),
@@ -853,7 +782,7 @@ fn read_only_refuses_writes_hidden_behind_a_carriage_return_or_in_a_system_funct
         "the DELETE never ran"
     );
     // Without --read-only the same text is two statements, and both run.
-    let both = home.run(
+    home.ok(
         emulator.port,
         &[
             "--session",
@@ -862,7 +791,6 @@ fn read_only_refuses_writes_hidden_behind_a_carriage_return_or_in_a_system_funct
             &format!("SELECT 1 AS one -- note\r; DELETE FROM {table}"),
         ],
     );
-    assert!(both.status.success(), "{}", stderr(&both));
     assert_eq!(count_rows(&home, emulator.port, &table), 0);
 }
 

@@ -143,7 +143,7 @@ fn a_large_result_read_in_pages_equals_the_whole_with_one_statement_in_snowflake
     env.push(("SNOWFLAKED_RESULTS__MEMORY".into(), "1000000".into()));
     let _activator = home.activate_with(env, &["--idle-timeout", "30m"]);
     let port = emulator.port;
-    assert!(home.run(port, &["query", "SELECT 1"]).status.success());
+    home.ok(port, &["query", "SELECT 1"]);
 
     let before = emulator.counter("queries");
     let id = still_running(&home.run(
@@ -328,8 +328,7 @@ fn a_cancelled_detached_statement_is_reported_cancelled_and_aborted_in_snowflake
         ],
     ));
     emulator.wait_until("the statement runs", |e| e.counter("running") > 0);
-    let cancel = home.run(port, &["cancel", &id]);
-    assert!(cancel.status.success(), "{}", stderr(&cancel));
+    home.ok(port, &["cancel", &id]);
     let result = home.run(port, &["result", &id, "--wait", "60s"]);
     assert_eq!(result.status.code(), Some(1), "{}", stderr(&result));
     assert!(stderr(&result).contains("cancelled"), "{}", stderr(&result));
@@ -358,7 +357,7 @@ fn stop_cancels_running_detached_statements_and_records_them_cancelled() {
         ],
     ));
     emulator.wait_until("the statement runs", |e| e.counter("running") > 0);
-    assert!(home.run(port, &["stop"]).status.success());
+    home.ok(port, &["stop"]);
     activator.wait_for("the daemon exits", WAIT, |events| {
         events.iter().any(|e| matches!(e, Event::Exited(..)))
     });

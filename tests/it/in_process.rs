@@ -13,7 +13,6 @@ use snowflaked::daemon::{self, ServeOptions};
 use snowflaked::server::StopCause;
 use snowflaked::snowflake::fake::FakeBackend;
 
-#[path = "in_process/http_fuzz.rs"]
 mod http_fuzz;
 
 struct TestDaemon {

@@ -2,12 +2,10 @@
 //! clients racing start one daemon, which idles out like an activated one), the message when
 //! the daemon cannot be reached, exit codes, and tokens over TCP.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::{Home, binary, emulator, http, json, stderr, stdout};
+use crate::support::{Home, binary, emulator, http, json, stderr, stdout};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -264,11 +262,7 @@ fn over_tcp_nothing_answers_without_a_token_minted_over_the_unix_socket() {
             .iter()
             .any(|s| s["token"] == minted.as_str() && s["minted"] == true)
     );
-    assert!(
-        home.run(emulator.port, &["session", "end", &minted])
-            .status
-            .success()
-    );
+    home.ok(emulator.port, &["session", "end", &minted]);
     let ended = http::tcp_api(port, "GET", "/v1/context", Some(&host), Some(&minted), "");
     assert_eq!(ended.status, 401, "an ended token is refused");
     // The Unix socket's rules are unchanged: no token means `default`.
@@ -351,7 +345,7 @@ fn another_user_can_mint_nothing_over_tcp_and_is_refused_on_the_unix_socket() {
         "no token was minted: {}",
         stdout(&out)
     );
-    let log = std::fs::read_to_string(home.daemon_log()).unwrap_or_default();
+    let log = home.read_daemon_log();
     assert!(
         log.contains("refused a connection from another user") && log.contains("65534"),
         "{log}"
@@ -373,11 +367,7 @@ fn ctrl_c_in_the_client_cancels_the_statement_in_snowflake() {
     let emulator = emulator::start(&[]);
     let home = Home::new();
     let _activator = home.activate(emulator.port, &["--idle-timeout", "30m"]);
-    assert!(
-        home.run(emulator.port, &["query", "SELECT 1"])
-            .status
-            .success()
-    );
+    home.ok(emulator.port, &["query", "SELECT 1"]);
     let client = home
         .command(emulator.port, &["query", "SELECT SYSTEM$WAIT(30)"])
         .stdout(Stdio::piped())
@@ -399,16 +389,14 @@ fn ctrl_c_in_the_client_cancels_the_statement_in_snowflake() {
 fn config_shows_sources_with_secrets_redacted_and_check_logs_in() {
     let emulator = emulator::shared();
     let home = Home::new();
-    let out = home.run(emulator.port, &["config"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = home.ok(emulator.port, &["config"]);
     let text = stdout(&out);
     assert!(
         text.contains("SNOWFLAKE_* environment variables") && text.contains("password <redacted>"),
         "{text}"
     );
     assert!(!text.contains("not-a-real-password"));
-    let check = home.run(emulator.port, &["config", "--check"]);
-    assert!(check.status.success(), "{}", stderr(&check));
+    let check = home.ok(emulator.port, &["config", "--check"]);
     assert!(stdout(&check).contains("logged in"), "{}", stdout(&check));
 }
 
@@ -450,8 +438,7 @@ fn without_credentials_the_daemon_stays_up_and_says_what_to_configure() {
 fn completions_are_printed_for_each_shell() {
     let home = Home::new();
     for shell in ["bash", "zsh", "fish"] {
-        let out = home.run(1, &["completions", shell]);
-        assert!(out.status.success());
+        let out = home.ok(1, &["completions", shell]);
         assert!(
             stdout(&out).contains("snowflaked") && stdout(&out).contains("query"),
             "{shell}"
