@@ -184,7 +184,9 @@ impl Default for ResultSettings {
             memory: 1024 * 1024,
             keep: Duration::from_secs(3600),
             dir: None,
-            max_rows: 10_000_000,
+            // Bounds what one detached statement downloads and spills (a model's `SELECT *`
+            // through MCP or the plugin starts one); pages past it are refused, plainly.
+            max_rows: 1_000_000,
         }
     }
 }
