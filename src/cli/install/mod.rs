@@ -189,10 +189,7 @@ impl Report {
 
 /// Writes the units (or the agent) for this user and enables them.
 pub fn install(args: InstallArgs) -> Result<ExitCode, InstallError> {
-    let target = match running_binary().and_then(resolve) {
-        Ok(target) => target,
-        Err(e) => return Err(usage_error(&e)),
-    };
+    let target = running_binary().and_then(resolve)?;
     if args.print {
         let plan = if MACOS {
             launchd::plan(&target)
@@ -250,10 +247,7 @@ pub fn install(args: InstallArgs) -> Result<ExitCode, InstallError> {
 pub fn uninstall() -> Result<ExitCode, InstallError> {
     // Uninstall renders nothing, so it must not fail for want of the binary's path (it may
     // have been deleted already): an empty path stands in.
-    let target = match resolve(running_binary().unwrap_or_default()) {
-        Ok(target) => target,
-        Err(e) => return Err(usage_error(&e)),
-    };
+    let target = resolve(running_binary().unwrap_or_default())?;
     let mut report = Report {
         live: true,
         ..Report::default()
@@ -328,16 +322,21 @@ pub fn logs(follow: bool) -> Result<ExitCode, InstallError> {
     })
 }
 
-fn resolve(binary: PathBuf) -> Result<Target, String> {
-    Target::resolve(&ProcessEnv, binary, paths::current_uid()).map_err(|e| e.to_string())
+fn resolve(binary: PathBuf) -> Result<Target, InstallError> {
+    Target::resolve(&ProcessEnv, binary, paths::current_uid())
+        .map_err(|e| usage_error(&e.to_string()))
 }
 
 /// The binary the units will start: this one, by its real path, so that a symlink in `PATH`
 /// being repointed later does not silently change what the init system runs.
-fn running_binary() -> Result<PathBuf, String> {
+fn running_binary() -> Result<PathBuf, InstallError> {
     std::env::current_exe()
         .and_then(|path| path.canonicalize())
-        .map_err(|e| format!("cannot find the path of this snowflaked binary: {e}"))
+        .map_err(|e| {
+            usage_error(&format!(
+                "cannot find the path of this snowflaked binary: {e}"
+            ))
+        })
 }
 
 /// A cargo profile directory (`target/debug`) holds `deps/` and `.fingerprint/` next to the
