@@ -305,6 +305,25 @@ pub struct ErrorDetail {
 }
 
 impl ErrorDetail {
+    /// The message followed by what identifies the failure, as people and models read it:
+    /// `message (statement 2, code 002003, sqlstate 42S02, query id 01b2…)`.
+    pub fn message_with_facts(&self) -> String {
+        let facts: Vec<String> = [
+            self.statement.map(|s| format!("statement {s}")),
+            self.code.as_ref().map(|c| format!("code {c}")),
+            self.sqlstate.as_ref().map(|s| format!("sqlstate {s}")),
+            self.query_id.as_ref().map(|q| format!("query id {q}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if facts.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{} ({})", self.message, facts.join(", "))
+        }
+    }
+
     /// An error with only a kind and a message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {

@@ -61,23 +61,7 @@ pub fn report(error: &Error) -> ExitCode {
             for warning in &detail.warnings {
                 text.push_str(&format!("warning: {warning}\n"));
             }
-            text.push_str(&format!("error: {}", detail.message));
-            let mut facts = Vec::new();
-            if let Some(statement) = detail.statement {
-                facts.push(format!("statement {statement}"));
-            }
-            if let Some(code) = &detail.code {
-                facts.push(format!("code {code}"));
-            }
-            if let Some(sqlstate) = &detail.sqlstate {
-                facts.push(format!("sqlstate {sqlstate}"));
-            }
-            if let Some(query_id) = &detail.query_id {
-                facts.push(format!("query id {query_id}"));
-            }
-            if !facts.is_empty() {
-                text.push_str(&format!(" ({})", facts.join(", ")));
-            }
+            text.push_str(&format!("error: {}", detail.message_with_facts()));
             if let Some(hint) = &detail.hint {
                 text.push_str(&format!("\nhint: {hint}"));
             }

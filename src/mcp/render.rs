@@ -308,23 +308,7 @@ fn api_error_text(detail: &ErrorDetail) -> String {
         .iter()
         .map(|w| format!("warning: {w}\n"))
         .collect();
-    text.push_str(&format!("error: {}", detail.message));
-    let mut facts = Vec::new();
-    if let Some(statement) = detail.statement {
-        facts.push(format!("statement {statement}"));
-    }
-    if let Some(code) = &detail.code {
-        facts.push(format!("code {code}"));
-    }
-    if let Some(sqlstate) = &detail.sqlstate {
-        facts.push(format!("sqlstate {sqlstate}"));
-    }
-    if let Some(query_id) = &detail.query_id {
-        facts.push(format!("query id {query_id}"));
-    }
-    if !facts.is_empty() {
-        text.push_str(&format!(" ({})", facts.join(", ")));
-    }
+    text.push_str(&format!("error: {}", detail.message_with_facts()));
     if let Some(hint) = hint(detail) {
         text.push_str(&format!("\nhint: {hint}"));
     }

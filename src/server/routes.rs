@@ -412,16 +412,7 @@ fn waited_answer(state: &AppState, token: &str, waited: crate::statements::Waite
         Waited::Page(page) => {
             let response = api::QueryResponse {
                 query_id: page.info.query_id.clone().unwrap_or_default(),
-                columns: page
-                    .columns
-                    .into_iter()
-                    .map(|c| api::Column {
-                        name: c.name,
-                        ty: c.ty,
-                        nullable: c.nullable,
-                        scale: c.scale,
-                    })
-                    .collect(),
+                columns: api_columns(page.columns),
                 row_count: page.rows.len() as u64,
                 rows: page.rows,
                 truncated: page.more,
@@ -484,6 +475,7 @@ fn query_params<'a>(
     Ok(params)
 }
 
+/// Result columns as the wire shows them.
 fn api_columns(columns: Vec<crate::snowflake::ResultColumn>) -> Vec<api::Column> {
     columns
         .into_iter()
