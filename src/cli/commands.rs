@@ -80,8 +80,10 @@ pub async fn status(client: &Client, json: bool) -> Result<ExitCode, ClientError
     outln!("listening  {}", status.listeners.join(", "));
     outln!("snowflake  {}", status.connection);
     outln!(
-        "sessions   {} in use · {} idle · {} logging in · max {} ({} logins, {} failed)",
+        "sessions   {} in use · {} pinned · {} idle · {} logging in · max {} ({} logins, {} failed)",
         s.in_use,
+        // Held by an open transaction between its statements: counted apart, not as idle.
+        s.pinned,
         s.idle,
         s.logging_in,
         s.max,

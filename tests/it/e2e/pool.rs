@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::support::activator::Activator;
-use super::support::{Home, emulator, http, json as json_of, stderr, unique_db};
+use super::support::{Home, emulator, http, json as json_of, stderr, stdout, unique_db};
 use super::{WAIT, count_rows, create_db};
 
 /// A daemon for `home` with extra `SNOWFLAKED_*` settings.
@@ -534,6 +534,9 @@ fn status_reports_every_session_by_state_including_a_pinned_one_at_rest() {
     assert_eq!(sessions["in_use"], 0, "nothing runs now: {held:#}");
     assert_eq!(sessions["total"].as_u64(), Some(sum(&held)), "{held:#}");
     assert!(sum(&held) >= 1);
+    // And people see it too.
+    let shown = stdout(&home.ok(emulator.port, &["status"]));
+    assert!(shown.contains("1 pinned"), "{shown}");
 
     ok(&home, "tx", "ROLLBACK");
     let after = json_of(&home.run(emulator.port, &["status", "--json"]));
