@@ -51,9 +51,11 @@ pub fn sequential_commands(
     );
     let ratio = d.median / f.median;
     let speedup = b.median / d.median;
-    println!("  daemon / floor = {ratio:.3}  (target <= 1.10)");
+    // 1.05 since issue 9 (was 1.10): the login read-back is gone; the one after `USE` stays
+    // (see README, Benchmarks).
+    println!("  daemon / floor = {ratio:.3}  (target <= 1.05)");
     println!("  one-connection-per-command / daemon = {speedup:.1}x faster with the daemon");
-    report.target("20 commands: daemon / floor", ratio, 1.10, "x");
+    report.target("20 commands: daemon / floor", ratio, 1.05, "x");
     report.add(
         "sequential",
         json!({"daemon_ms": d.json(), "floor_ms": f.json(), "per_command_ms": b.json(), "nominal_floor_ms": millis(nominal), "daemon_over_floor": ratio, "speedup_vs_per_command": speedup}),
