@@ -209,19 +209,7 @@ impl Store {
         std::fs::create_dir_all(dir)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         let body = serde_json::to_vec_pretty(&disk::File::from(state))?;
-        let temp = self.temp_path(std::process::id());
-        {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&temp)?;
-            file.write_all(&body)?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&temp, &self.path)?;
-        Ok(())
+        replace_privately(&self.path, &self.temp_path(std::process::id()), &body)
     }
 
     /// The temp file process `pid` writes before renaming it over the state file.
@@ -280,6 +268,22 @@ pub fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_secs()
+}
+
+/// Replaces `path` with `body` so that a reader or a crash sees the old file or the new one,
+/// never a part: written to `temp` (mode 0600, beside `path`), fsynced, renamed over `path`.
+/// The daemon's files of record (this state file, the statements file) are written this way.
+pub(crate) fn replace_privately(path: &Path, temp: &Path, body: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(temp)?;
+    file.write_all(body)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(temp, path)
 }
 
 #[cfg(test)]

@@ -4,8 +4,7 @@
 //! file, fsync, rename) with mode 0600; a file that cannot be read is set aside and the daemon
 //! starts without the old ids rather than not at all.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -85,16 +84,7 @@ impl IdsFile {
             statements: statements.to_vec(),
         })
         .map_err(std::io::Error::other)?;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)?;
-        file.write_all(&body)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&temp, &self.path)
+        crate::sessions::store::replace_privately(&self.path, &temp, &body)
     }
 }
 
