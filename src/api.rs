@@ -13,6 +13,16 @@ pub const DEFAULT_TOKEN: &str = "default";
 /// A client-chosen id for a running statement, so it can be cancelled before it returns.
 pub const REQUEST_ID_HEADER: &str = "x-snowflaked-request-id";
 
+/// A fresh statement id, `PREFIX-` and 16 hex digits from the OS generator: what a client sends
+/// in [`REQUEST_ID_HEADER`], and what the daemon gives a statement that came without one.
+/// Unique among one user's statements; not a secret (it only names a statement to its token).
+pub fn new_statement_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}-{hex}")
+}
+
 /// `GET /health`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {

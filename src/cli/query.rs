@@ -136,7 +136,8 @@ async fn run_query(client: &Client, args: &QueryArgs) -> Result<ExitCode, Client
             args.wait.map(|w| w.as_millis() as u64)
         },
     };
-    let request_id = request_id();
+    // Chosen here, so Ctrl-C can name the statement before the daemon answers.
+    let request_id = crate::api::new_statement_id("q");
     let spinner = std::io::stderr()
         .is_terminal()
         .then(|| spawn_spinner(request_id.clone()));
@@ -270,16 +271,6 @@ fn read_sql(args: &QueryArgs) -> Result<String, ClientError> {
         ));
     }
     Ok(sql)
-}
-
-/// A client-chosen id the daemon registers the running statement under.
-fn request_id() -> String {
-    let mut bytes = [0u8; 8];
-    let _ = getrandom::fill(&mut bytes);
-    format!(
-        "q-{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
 }
 
 fn spawn_spinner(request_id: String) -> tokio::task::JoinHandle<()> {

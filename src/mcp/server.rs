@@ -201,7 +201,8 @@ impl SnowflakedMcp {
             .max_chars
             .unwrap_or(self.inner.options.default_max_chars);
         let format = args.format.unwrap_or(ResultFormat::Markdown);
-        let request_id = request_id();
+        // Chosen here, so the statement can be cancelled before it answers.
+        let request_id = crate::api::new_statement_id("mcp");
         tokio::select! {
             answer = client.submit(&request, &request_id) => Ok(match answer {
                 Ok(QueryOutcome::Finished(response)) => render::query_result(&response, format, max_chars),
@@ -367,16 +368,6 @@ fn stop_probe() -> PageRequest {
 
 /// How long a cancelled statement is given to stop before its state is reported.
 const STOP_WAIT: Duration = Duration::from_secs(5);
-
-/// A fresh id for a statement this server starts, so it can be cancelled before it answers.
-fn request_id() -> String {
-    let mut bytes = [0u8; 8];
-    let _ = getrandom::fill(&mut bytes);
-    format!(
-        "mcp-{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
-}
 
 fn cancelled_by_client() -> ErrorData {
     ErrorData::internal_error("cancelled by the client", None)

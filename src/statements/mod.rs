@@ -550,7 +550,7 @@ impl Statements {
         let mut entries = self.lock();
         let id = match wanted {
             Some(id) if !entries.contains_key(&id) && valid_id(&id) => id,
-            _ => new_id(),
+            _ => crate::api::new_statement_id("q"),
         };
         entries.insert(
             id.clone(),
@@ -731,15 +731,6 @@ fn valid_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-fn new_id() -> String {
-    let mut bytes = [0u8; 8];
-    let _ = getrandom::fill(&mut bytes);
-    format!(
-        "q-{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
 }
 
 /// The first non-empty line of the SQL, shortened for a listing.
